@@ -1,0 +1,110 @@
+"""Float32 surrogate-gradient BPTT: the reference training path of the golden model.
+
+A *backend* is the part of training that differs between precisions and devices: it
+owns the weights and whatever updates them.  The runtime (``trident.sw.runtime``) drives
+any backend through the same calls.
+
+Members
+-------
+Backend
+    The protocol: ``train_step``, ``predict``, ``state_dict``/``load_state_dict`` (all
+    that is needed to resume exactly), ``weights`` (the tensors a run is judged by).
+Fp32Backend
+    Autograd BPTT in float32 with SGD (optional momentum) or Adam.
+weights_sha256
+    A hash of named weight tensors, so two runs can be compared bit for bit.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .network import SpikingNetwork
+
+__all__ = ["Backend", "Fp32Backend", "weights_sha256", "OPTIMIZERS"]
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+class Backend(Protocol):
+    precision: str
+
+    def train_step(self, x_seq: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """One optimisation step on a batch; returns the loss and the logits."""
+
+    def predict(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes]`` for a batch, without learning."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The learned tensors, by name, in the precision the device holds them."""
+
+
+def weights_sha256(weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of the tensors, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name].detach().cpu().numpy())
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class Fp32Backend:
+    """Float32 BPTT with autograd through the (fused) multi-step neurons.
+
+    Parameters
+    ----------
+    model : SpikingNetwork
+    optimizer : {"sgd", "adam"}
+    lr : float
+    momentum : float
+        SGD only.
+    """
+
+    precision = "fp32"
+
+    def __init__(self, model: SpikingNetwork, optimizer: str = "sgd", lr: float = 0.1,
+                 momentum: float = 0.9):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
+        if not lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        self.model = model
+        if optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        else:
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def train_step(self, x_seq, labels):
+        self.model.train()
+        logits = self.model(x_seq)
+        loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            return float(loss), logits.detach()  # the runtime stops before anything is updated
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss), logits.detach()
+
+    @torch.no_grad()
+    def predict(self, x_seq):
+        self.model.eval()
+        return self.model(x_seq)
+
+    def state_dict(self):
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def weights(self):
+        return dict(self.model.state_dict())
