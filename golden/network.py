@@ -140,6 +140,12 @@ class SpikingNetwork(nn.Module):
                     raise ValueError("bn must follow an fc or conv layer")
                 norm = layers.BatchNorm2d(shape[0]) if len(shape) == 3 else layers.BatchNorm1d(shape[0])
                 blocks.insert(len(blocks) - 1, norm)
+        spiking = False  # whether the values reaching a layer are spikes
+        for block in blocks:
+            if hasattr(block, "spike_input"):
+                block.spike_input = spiking
+            spiking = isinstance(block, MultiStepNeuron) or (spiking and isinstance(block, (layers.MaxPool2d,
+                                                                                              layers.Flatten)))
         self.body = nn.Sequential(*blocks)
         self.feature_shape = shape
         self.readout = layers.Readout(math.prod(shape), self.classes)

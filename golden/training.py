@@ -67,21 +67,28 @@ class Fp32Backend:
     lr : float
     momentum : float
         SGD only.
+    k_lr_scale : float
+        Learning-rate multiplier for KLIF's ``k``.  Its gradient sums over every neuron and
+        step of its layer, so at the weights' rate it runs away (and, once ``k ≤ 0``, the ReLU
+        silences the layer for good); a smaller rate keeps it learning.
     """
 
     precision = "fp32"
 
     def __init__(self, model: SpikingNetwork, optimizer: str = "sgd", lr: float = 0.1,
-                 momentum: float = 0.9):
+                 momentum: float = 0.9, k_lr_scale: float = 0.05):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         self.model = model
+        scales = [n.k for n in model.neurons() if n.k.requires_grad]
+        weights = [p for p in model.parameters() if all(p is not k for k in scales)]
+        groups = [{"params": weights}] + ([{"params": scales, "lr": lr * k_lr_scale}] if scales else [])
         if optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+            self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum)
         else:
-            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            self.optimizer = torch.optim.Adam(groups, lr=lr)
 
     def train_step(self, x_seq, labels):
         self.model.train()

@@ -63,3 +63,9 @@ def test_impossible_sizes_are_rejected():
 def test_every_preset_parses():
     for name in PRESETS:
         assert parse_architecture(name)
+
+
+def test_layers_fed_by_neurons_take_spike_input():
+    net = SpikingNetwork("conv4k3,maxpool2,fc8", (1, 10, 10), 2, NeuronConfig())
+    flags = [(type(m).__name__, m.spike_input) for m in net.body if hasattr(m, "spike_input")]
+    assert flags == [("Conv2d", False), ("MaxPool2d", True), ("Linear", True)]
