@@ -95,11 +95,11 @@ class Fp32Backend:
         logits = self.model(x_seq)
         loss = F.cross_entropy(logits, labels)
         if not torch.isfinite(loss):
-            return float(loss), logits.detach()  # the runtime stops before anything is updated
+            return loss.item(), logits.detach()  # the runtime stops before anything is updated
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss), logits.detach()
+        return loss.item(), logits.detach()
 
     @torch.no_grad()
     def predict(self, x_seq):

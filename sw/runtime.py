@@ -1,0 +1,261 @@
+"""The training runtime: one loop over any backend, with exact resume and a JSON report.
+
+``train(config)`` loads the data, builds the network, and drives a backend (float32
+autograd, or the hardware-exact FP16 kernels) through epochs of mini-batches.  Everything
+that decides the outcome of a run — weights, optimiser state, the shuffling and encoding
+random generators, the position inside the epoch — is saved in the checkpoint, so a run that
+is interrupted and resumed ends with exactly the weights of an uninterrupted one.
+
+Members
+-------
+TrainConfig
+    Every setting of a run (the CLI's arguments).
+TrainingError
+    A run that cannot go on (NaN loss, incompatible checkpoint); says what to do.
+train(config, progress=True, on_step=None) -> dict
+    Runs training and returns the report (also written to ``config.report`` if set).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from trident.golden.data import get_encoder, load_dataset
+from trident.golden.network import SpikingNetwork
+from trident.golden.neurons import NeuronConfig
+from trident.golden.training import Fp32Backend, weights_sha256
+
+from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "TrainingError", "train", "PRECISIONS", "DEVICES"]
+
+PRECISIONS = ("fp32", "fp16-hw")
+DEVICES = ("golden",)
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; ``asdict`` of it is stored in the report."""
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    neuron: str = "lif"
+    surrogate: str = "sigmoid"
+    surrogate_alpha: float | None = None
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    reset: str = "hard"
+    decay_input: bool = True
+    detach_reset: bool = False
+    T: int = 8
+    encoding: str | None = None
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 0.2
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    k_lr_scale: float = 0.05
+    loss_scale: float = 1024.0
+    seed: int = 0
+    precision: str = "fp32"
+    device: str = "golden"
+    data_root: str | None = None
+    train_limit: int | None = None
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
+    resume: bool = False
+    report: str | None = None
+    plot: str | None = None
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid choices: {', '.join(PRECISIONS)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; valid choices: {', '.join(DEVICES)}")
+        if self.reset not in ("hard", "soft"):
+            raise ValueError(f"unknown reset {self.reset!r}; valid choices: hard, soft")
+        for name in ("T", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.T > 1024:
+            raise ValueError(f"T={self.T} time steps is more than this runtime supports (1024)")
+        if self.resume and not self.checkpoint:
+            raise ValueError("--resume needs --checkpoint DIR (the run directory to resume from)")
+        if self.checkpoint_every < 0:
+            raise ValueError("checkpoint_every must be >= 0")
+
+    def neuron_config(self) -> NeuronConfig:
+        return NeuronConfig(kind=self.neuron, tau=self.tau, decay_input=self.decay_input,
+                            v_threshold=self.v_threshold,
+                            v_reset=0.0 if self.reset == "hard" else None,
+                            detach_reset=self.detach_reset, surrogate=self.surrogate,
+                            surrogate_alpha=self.surrogate_alpha)
+
+    def outcome_fields(self) -> dict:
+        """The settings that decide the result (a resumed run must agree on all of them)."""
+        ignored = {"checkpoint", "checkpoint_every", "resume", "report", "plot", "epochs"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ignored}
+
+
+def _make_backend(config: TrainConfig, model: SpikingNetwork):
+    if config.precision == "fp32":
+        return Fp32Backend(model, config.optimizer, config.lr, config.momentum, config.k_lr_scale)
+    from trident.golden.hw import HwBackend
+    if config.optimizer != "sgd":
+        raise ValueError("--precision fp16-hw trains with the device's SGD; use --optimizer sgd")
+    return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
+
+
+class _Inputs:
+    """Turns stored samples into the ``[T, N, ...]`` sequences the network takes."""
+
+    def __init__(self, dataset, config: TrainConfig):
+        self.temporal = dataset.temporal
+        self.T = config.T
+        self.encode = None if dataset.temporal else get_encoder(dataset.encoding)
+
+    def __call__(self, x, generator):
+        if self.temporal:
+            return x.transpose(0, 1).contiguous()  # [N, T, ...] → [T, N, ...]
+        return self.encode(x, self.T, generator=generator)
+
+
+def _evaluate(backend, inputs: _Inputs, x, y, batch_size: int, seed: int) -> float:
+    generator = torch.Generator().manual_seed(seed)  # the same encoding of the test set every time
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = backend.predict(inputs(x[start:start + batch_size], generator))
+        correct += int((logits.argmax(1) == y[start:start + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+def train(config: TrainConfig, progress: bool = True,
+          on_step: Callable[[int], None] | None = None) -> dict:
+    """Train as ``config`` says; returns the report dictionary.
+
+    ``on_step(global_step)`` is called after every optimisation step (and after any periodic
+    checkpoint of that step); it may raise to interrupt the run.
+    """
+    config.validate()
+    wall_start = time.perf_counter()
+    data = load_dataset(config.dataset, config.T, root=config.data_root, encoding=config.encoding,
+                        seed=config.seed)
+    x_train, y_train = data.x_train, data.y_train
+    if config.train_limit:
+        x_train, y_train = x_train[:config.train_limit], y_train[:config.train_limit]
+    inputs = _Inputs(data, config)
+
+    torch.manual_seed(config.seed)
+    model = SpikingNetwork(config.model, data.input_shape, data.n_classes, config.neuron_config())
+    backend = _make_backend(config, model)
+    shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
+    encode_gen = torch.Generator().manual_seed(config.seed + 2)
+
+    n = len(x_train)
+    batches = math.ceil(n / config.batch_size)
+    epoch, batch_index, perm, history, train_time, global_step = 0, 0, None, [], 0.0, 0
+    correct, seen, loss_sum = 0, 0, 0.0
+    run_dir = Path(config.checkpoint) if config.checkpoint else None
+    ckpt_path = run_dir / CHECKPOINT_NAME if run_dir else None
+
+    if config.resume:
+        state = load_checkpoint(ckpt_path)
+        saved = state["config"]
+        mismatched = {k: (saved.get(k), v) for k, v in config.outcome_fields().items() if saved.get(k) != v}
+        if mismatched:
+            detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in mismatched.items())
+            raise CheckpointError(f"cannot resume {ckpt_path}: the run was started with other settings "
+                                  f"({detail}); use the original settings or a new --checkpoint directory")
+        backend.load_state_dict(state["backend"])
+        shuffle_gen.set_state(state["shuffle_gen"])
+        encode_gen.set_state(state["encode_gen"])
+        epoch, batch_index, perm = state["epoch"], state["batch_index"], state["perm"]
+        history, train_time, global_step = state["history"], state["train_time"], state["global_step"]
+        correct, seen, loss_sum = state["correct"], state["seen"], state["loss_sum"]
+
+    def checkpoint():
+        if ckpt_path is None:
+            return
+        save_checkpoint(ckpt_path, {
+            "config": config.outcome_fields(), "backend": backend.state_dict(),
+            "shuffle_gen": shuffle_gen.get_state(), "encode_gen": encode_gen.get_state(),
+            "epoch": epoch, "batch_index": batch_index, "perm": perm, "history": history,
+            "train_time": train_time, "global_step": global_step,
+            "correct": correct, "seen": seen, "loss_sum": loss_sum})
+
+    while epoch < config.epochs:
+        if perm is None:
+            perm = torch.randperm(n, generator=shuffle_gen)
+            correct, seen, loss_sum = 0, 0, 0.0
+        bar = tqdm(total=batches, initial=batch_index, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   unit="batch", leave=False, disable=not progress or None, dynamic_ncols=True)
+        while batch_index < batches:
+            idx = perm[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
+            labels = y_train[idx]
+            step_start = time.perf_counter()
+            x_seq = inputs(x_train[idx], encode_gen)
+            loss, logits = backend.train_step(x_seq, labels)
+            train_time += time.perf_counter() - step_start
+            if not math.isfinite(loss):
+                bar.close()
+                where = f"epoch {epoch + 1}, batch {batch_index + 1}"
+                saved = f"the last checkpoint in {run_dir} is intact" if run_dir else "nothing was saved"
+                raise TrainingError(f"the loss became {loss} at {where}; the weights were not updated "
+                                    f"with it and {saved}. Lower --lr (now {config.lr}) or change the model.")
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(idx)
+            loss_sum += loss * len(idx)
+            batch_index += 1
+            global_step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if config.checkpoint_every and global_step % config.checkpoint_every == 0:
+                checkpoint()
+            if on_step:
+                on_step(global_step)
+        bar.close()
+        test_acc = _evaluate(backend, inputs, data.x_test, data.y_test, 256, config.seed + 3)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+                        "test_accuracy": test_acc, "train_time_s": train_time})
+        if progress:
+            tqdm.write(f"epoch {epoch + 1:3d}/{config.epochs}  loss {loss_sum / seen:.4f}  "
+                       f"train {correct / seen:.4f}  test {test_acc:.4f}  [{train_time:.1f} s]")
+        epoch, batch_index, perm = epoch + 1, 0, None
+        checkpoint()
+
+    weights = backend.weights()
+    report = {
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "train_accuracy": history[-1]["train_accuracy"] if history else None,
+        "train_time_s": train_time,
+        "samples_per_s": n * config.epochs / train_time if train_time else 0.0,
+        "wall_time_s": time.perf_counter() - wall_start,
+        "device": config.device,
+        "precision": config.precision,
+        "weights_sha256": weights_sha256(weights),
+        "parameters": int(sum(w.numel() for w in weights.values())),
+        "klif_k": [float(w) for name, w in sorted(weights.items()) if name.endswith(".k")],
+        "history": history,
+        "train_samples": n,
+        "test_samples": len(data.x_test),
+        "config": asdict(config),
+    }
+    if config.report:
+        atomic_write_text(config.report, json.dumps(report, indent=2) + "\n")
+    if config.plot:
+        from .plots import plot_training_curve
+        plot_training_curve(history, config.plot, title=f"{config.dataset} · {config.model} · {config.neuron} · "
+                                                         f"{config.precision}")
+    return report
