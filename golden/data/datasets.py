@@ -58,13 +58,11 @@ from .encoders import ENCODERS, get_encoder
 from .events import (GESTURE_SENSOR, NMNIST_SENSOR, AEDAT2_SENSOR, read_aedat2, read_aedat3,
                      read_gesture_labels, read_nmnist, split_by_labels)
 from .frames import SPLIT_BY, events_to_frames
-from .synthetic import SynthParams, generate_nmnist_synth
+from .synthetic import DEFAULT_ROOT, SynthParams, generate_nmnist_synth
 
 __all__ = ["Dataset", "load_dataset", "DATASETS", "DEFAULT_ROOT", "GESTURE_CLASSES",
            "nmnist_files", "cifar10_dvs_files", "dvs_gesture_trials"]
 
-#: Where generated data go when no root is given (relative to the current directory).
-DEFAULT_ROOT = Path("runs") / "data"
 #: DVS128 Gesture classes 1..11 of the labels CSV, in order (label = class - 1).
 GESTURE_CLASSES = ("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
                    "right_arm_counter_clockwise", "left_arm_clockwise",
@@ -149,7 +147,12 @@ def _integrate(samples, T: int, sensor, *, split_by: str, binarize: bool, dtype,
     for i, (src, label) in enumerate(samples):
         events = read(src) if read is not None else src
         frames = events_to_frames(events, T, height, width, split_by=split_by)
-        x[i] = torch.from_numpy(frames > 0 if binarize else frames)
+        if binarize:
+            frames = frames > 0
+        elif not dtype.is_floating_point:
+            # Saturate rather than wrap around when counts do not fit, e.g., uint8.
+            frames = np.minimum(frames, torch.iinfo(dtype).max)
+        x[i] = torch.from_numpy(frames)
         y[i] = label
     return x, y
 
@@ -336,7 +339,8 @@ def load_dataset(name: str, T: int, *, root=None, encoding: str | None = None, s
     subset : int, optional
         Keep only the first ``subset`` samples of each split (quick runs and tests).
     dtype : torch.dtype
-        dtype of temporal frames.
+        dtype of temporal frames; with an integer dtype and ``binarize=False`` counts
+        saturate at the dtype's maximum.
 
     Returns
     -------

@@ -86,7 +86,8 @@ def read_aedat3(path) -> np.ndarray:
     EventFileError
         If the header is malformed, a packet header or a packet's events are cut short, or
         a packet header is inconsistent (negative sizes, more events than capacity, a
-        polarity packet whose events are not 8 bytes).
+        polarity packet whose events are not 8 bytes), or a valid event has a negative
+        timestamp.
     """
     data = read_file_bytes(path)
     pos = _header_end(path, data)
@@ -114,6 +115,11 @@ def read_aedat3(path) -> np.ndarray:
             ev = np.frombuffer(data, dtype=_POLARITY, count=number, offset=start)
             word = ev["data"]
             ok = (word & 1).astype(bool)
+            negative = np.flatnonzero(ok & (ev["ts"] < 0))
+            if negative.size:
+                raise EventFileError(path, start + 8 * int(negative[0]), "negative timestamp "
+                                     "(AEDAT 3.1 timestamps are 31-bit, the overflow counter "
+                                     "holds the higher bits)")
             word = word[ok]
             chunk = np.empty(word.size, dtype=EVENT_DTYPE)
             chunk["t"] = (np.int64(overflow) << _TS_BITS) | ev["ts"][ok].astype(np.int64)

@@ -18,7 +18,7 @@ def generated(tmp_path_factory):
 
 def test_layout_and_labels(generated):
     root, made = generated
-    images, labels = digits_arrays()
+    _, labels = digits_arrays()
     train, test = digits_split_indices()
     assert made["dir"] == synth_dir(root) and made["generated"] == 2 * SUBSET
     for split, index in (("Train", train), ("Test", test)):

@@ -120,6 +120,8 @@ def _bad_header():
     (HEADER + _bad_header(), len(HEADER), "inconsistent packet header"),
     (HEADER.replace(b"#!END-HEADER\r\n", b"") + PACKET_1, len(HEADER) - 14, "END-HEADER"),
     (b"#!AER-DAT2.0\r\n", 0, "does not start with"),
+    (HEADER + PACKET_1 + PACKET_2 + PACKET_3[:32] + b"\xff\xff\xff\xff",
+     len(HEADER) + len(PACKET_1) + len(PACKET_2) + 28, "negative timestamp"),
 ])
 def test_corrupt_recordings(tmp_path, content, offset, words):
     path = tmp_path / "bad.aedat"
