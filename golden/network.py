@@ -16,6 +16,11 @@ The readout to the number of classes is appended automatically.  Presets name co
 descriptions (:data:`PRESETS`).  Weight layers have no bias: the hardware has none, and a
 threshold plays its part.
 
+Convolutions without a following ``bn`` start from PyTorch's default initialisation times
+:data:`CONV_INIT_GAIN`: sparse binary inputs (10–20 % density on event data) through the
+LIF's ``1/τ`` input decay leave default-initialised convolutions silent, and a silent
+layer passes no surrogate gradient, so it never starts learning.
+
 The network owns its neurons' state: every forward call starts from the resting potential,
 so no reset between batches can be forgotten.
 """
@@ -31,14 +36,16 @@ from torch import nn
 from . import layers
 from .neurons import MultiStepNeuron, NeuronConfig, make_neuron
 
-__all__ = ["PRESETS", "LayerSpec", "parse_architecture", "SpikingNetwork"]
+__all__ = ["PRESETS", "CONV_INIT_GAIN", "LayerSpec", "parse_architecture", "SpikingNetwork"]
+
+CONV_INIT_GAIN = 4.0
 
 PRESETS = {
     "mlp": "fc256",
     "mlp-small": "fc128",
     "mlp2": "fc256,fc128",
-    "cnn": "conv16k5,maxpool2,conv32k3p1,maxpool2",
-    "cnn-bn": "conv16k5,bn,maxpool2,conv32k3p1,bn,maxpool2",
+    "cnn": "conv16k5s2p2,bn,maxpool2,conv32k3p1,bn,maxpool2",
+    "cnn-nobn": "conv16k5s2p2,maxpool2,conv32k3p1,maxpool2",
 }
 
 _TOKEN = re.compile(r"^(?:fc(?P<fc>\d+)|conv(?P<ch>\d+)k(?P<k>\d+)(?:s(?P<s>\d+))?(?:p(?P<p>\d+))?"
@@ -140,6 +147,11 @@ class SpikingNetwork(nn.Module):
                     raise ValueError("bn must follow an fc or conv layer")
                 norm = layers.BatchNorm2d(shape[0]) if len(shape) == 3 else layers.BatchNorm1d(shape[0])
                 blocks.insert(len(blocks) - 1, norm)
+        for i, block in enumerate(blocks):
+            followed_by_norm = i + 1 < len(blocks) and isinstance(blocks[i + 1], layers.BatchNorm2d)
+            if isinstance(block, layers.Conv2d) and not followed_by_norm:
+                with torch.no_grad():
+                    block.weight.mul_(CONV_INIT_GAIN)
         spiking = False  # whether the values reaching a layer are spikes
         for block in blocks:
             if hasattr(block, "spike_input"):

@@ -15,13 +15,13 @@ def test_mlp_preset_shapes_and_no_biases():
 
 def test_cnn_preset_shapes():
     net = SpikingNetwork("cnn", (2, 34, 34), 10, NeuronConfig(kind="klif"))
-    assert net.feature_shape == (32, 7, 7)
+    assert net.feature_shape == (32, 4, 4)
     assert net(torch.rand(4, 3, 2, 34, 34)).shape == (3, 10)
     assert net.klif_scales() == [1.0, 1.0]
 
 
 def test_bn_goes_between_weight_layer_and_neurons():
-    net = SpikingNetwork("cnn-bn", (2, 16, 16), 4, NeuronConfig())
+    net = SpikingNetwork("cnn", (2, 16, 16), 4, NeuronConfig())
     kinds = [type(m) for m in net.body]
     assert kinds[:3] == [layers.Conv2d, layers.BatchNorm2d, MultiStepNeuron]
 
@@ -69,3 +69,11 @@ def test_layers_fed_by_neurons_take_spike_input():
     net = SpikingNetwork("conv4k3,maxpool2,fc8", (1, 10, 10), 2, NeuronConfig())
     flags = [(type(m).__name__, m.spike_input) for m in net.body if hasattr(m, "spike_input")]
     assert flags == [("Conv2d", False), ("MaxPool2d", True), ("Linear", True)]
+
+
+def test_convolutions_without_norm_start_louder():
+    torch.manual_seed(0)
+    plain = SpikingNetwork("conv8k3", (2, 12, 12), 2, NeuronConfig()).body[0].weight.abs().mean()
+    torch.manual_seed(0)
+    normed = SpikingNetwork("conv8k3,bn", (2, 12, 12), 2, NeuronConfig()).body[0].weight.abs().mean()
+    torch.testing.assert_close(plain, normed * 4.0)
