@@ -24,8 +24,10 @@ stamp="$venv/.trident-setup"
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing Python packages into $venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r requirements.txt
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  # This machine's pip configuration warns about every missing local index folder; keep the log readable.
+  "$venv/bin/pip" install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
   echo "$want" > "$stamp"
 fi
 
