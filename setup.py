@@ -15,4 +15,4 @@ for folder in CODE_FOLDERS:
     packages += [f"trident.{folder}.{sub}" for sub in find_packages(folder)]
 
 setup(package_dir=package_dir, packages=packages,
-      package_data={"trident.fpga": ["boards/*"]})
+      package_data={"trident.fpga": ["boards/*"], "trident.golden.kernels": ["*.cpp", "*.h"]})

@@ -126,21 +126,28 @@ def _scale(cfg: NeuronConfig, h, k):
     return torch.relu(k * h) if cfg.kind == "klif" else h
 
 
+def _forward_loop(x_seq, k, cfg: NeuronConfig):
+    v = torch.full_like(x_seq[0], cfg.v_rest)
+    h_seq = torch.empty_like(x_seq)
+    s_seq = torch.empty_like(x_seq)
+    for t in range(x_seq.shape[0]):
+        h = _charge(cfg, v, x_seq[t])
+        z = _scale(cfg, h, k)
+        s = (z - cfg.v_threshold >= 0).to(x_seq.dtype)
+        v = _reset(cfg, z, s)
+        h_seq[t] = h
+        s_seq[t] = s
+    return s_seq, h_seq
+
+
 class _FusedMultiStep(torch.autograd.Function):
     """The whole ``[T, ...]`` sequence as one autograd node; backward is BPTT by hand."""
 
     @staticmethod
     def forward(ctx, x_seq, k, cfg: NeuronConfig, surrogate):
-        v = torch.full_like(x_seq[0], cfg.v_rest)
-        h_seq = torch.empty_like(x_seq)
-        s_seq = torch.empty_like(x_seq)
-        for t in range(x_seq.shape[0]):
-            h = _charge(cfg, v, x_seq[t])
-            z = _scale(cfg, h, k)
-            s = (z - cfg.v_threshold >= 0).to(x_seq.dtype)
-            v = _reset(cfg, z, s)
-            h_seq[t] = h
-            s_seq[t] = s
+        from . import kernels  # C++ kernels (built on first use); the PyTorch loop otherwise
+        ctx.cpp = kernels.neuron_supported(x_seq, k, cfg, surrogate)
+        s_seq, h_seq = kernels.neuron_forward(x_seq, k, cfg) if ctx.cpp else _forward_loop(x_seq, k, cfg)
         ctx.save_for_backward(h_seq, k)
         ctx.cfg, ctx.surrogate = cfg, surrogate
         return s_seq
@@ -150,6 +157,11 @@ class _FusedMultiStep(torch.autograd.Function):
         h_seq, k = ctx.saved_tensors
         cfg, sg = ctx.cfg, ctx.surrogate
         klif = cfg.kind == "klif"
+        # C++ kernel unless a differentiable backward is asked for (create_graph=True)
+        if ctx.cpp and not torch.is_grad_enabled() and grad_s.device.type == "cpu":
+            from . import kernels
+            grad_x, grad_k = kernels.neuron_backward(grad_s, h_seq, k, cfg, sg)
+            return grad_x, (grad_k.reshape(k.shape) if klif and ctx.needs_input_grad[1] else None), None, None
         leak = 1.0 if cfg.kind == "if" else 1.0 - 1.0 / cfg.tau
         input_gain = 1.0 / cfg.tau if cfg.kind != "if" and cfg.decay_input else 1.0
         grad_x = torch.empty_like(grad_s)
