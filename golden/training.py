@@ -11,6 +11,8 @@ Backend
     that is needed to resume exactly), ``weights`` (the tensors a run is judged by).
 Fp32Backend
     Autograd BPTT in float32 with SGD (optional momentum) or Adam.
+HwBackend
+    The hardware-exact FP16 kernels: FP, BP, WG and SGD as the device computes them.
 weights_sha256
     A hash of named weight tensors, so two runs can be compared bit for bit.
 """
@@ -25,7 +27,7 @@ from torch.nn import functional as F
 
 from .network import SpikingNetwork
 
-__all__ = ["Backend", "Fp32Backend", "weights_sha256", "OPTIMIZERS"]
+__all__ = ["Backend", "Fp32Backend", "HwBackend", "weights_sha256", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -115,3 +117,43 @@ class Fp32Backend:
 
     def weights(self):
         return dict(self.model.state_dict())
+
+
+class HwBackend:
+    """Training through the hardware-exact FP16 kernels (:mod:`trident.golden.hw`), no autograd.
+
+    The weights live in binary16 exactly as the device holds them; ``weights()`` returns
+    them under the float model's parameter names, so a report's ``weights_sha256`` compares
+    directly with any other device that follows the contract.
+    """
+
+    precision = "fp16-hw"
+
+    def __init__(self, model: SpikingNetwork, lr: float, momentum: float = 0.0, loss_scale: float = 1024.0):
+        from .hw import HwExactNetwork
+        self.model = model
+        self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
+        weighted = [name for name, m in model.body.named_children() if hasattr(m, "weight")]
+        self.names = [f"body.{name}.weight" for name in weighted] + ["readout.weight"]
+        self.fixed = {f"body.{name}.k": m.k.detach().clone() for name, m in model.body.named_children()
+                      if getattr(m, "k", None) is not None and m.k.requires_grad}
+
+    def train_step(self, x_seq, labels):
+        return self.net.train_step(x_seq, labels)
+
+    def predict(self, x_seq):
+        return self.net.forward(x_seq)
+
+    def state_dict(self):
+        return {"weights": [w.clone() for w in self.net.weights],
+                "buffers": [None if b is None else b.clone() for b in self.net.buffers],
+                "overflow_steps": self.net.overflow_steps}
+
+    def load_state_dict(self, state):
+        self.net.weights = [w.clone() for w in state["weights"]]
+        self.net.buffers = [None if b is None else b.clone() for b in state["buffers"]]
+        self.net.overflow_steps = state["overflow_steps"]
+
+    def weights(self):
+        self.net.copy_to(self.model)  # keep the float model in step for evaluation and export
+        return dict(zip(self.names, self.net.weights)) | self.fixed

@@ -6,6 +6,8 @@ train
     Train an SNN on a device (the golden model now) and write a JSON report.
 build
     Build an FPGA bitstream with the open flow (``trident.fpga``).
+convert
+    Dual-phase ANN→SNN conversion (``trident.golden.conversion``).
 """
 from __future__ import annotations
 
@@ -119,12 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trident", description="Trident: train SNNs on an open accelerator.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)
-    try:
-        from trident.fpga.cli import add_build_parser
-    except ImportError:
-        pass
-    else:
-        add_build_parser(subparsers)
+    from trident.fpga.cli import add_build_parser
+    from trident.golden.conversion.cli import add_convert_parser
+    add_build_parser(subparsers)
+    add_convert_parser(subparsers)
     return parser
 
 

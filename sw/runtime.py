@@ -30,7 +30,7 @@ from tqdm import tqdm
 from trident.golden.data import get_encoder, load_dataset
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
-from trident.golden.training import Fp32Backend, weights_sha256
+from trident.golden.training import Fp32Backend, HwBackend, weights_sha256
 
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
 
@@ -112,9 +112,11 @@ class TrainConfig:
 def _make_backend(config: TrainConfig, model: SpikingNetwork):
     if config.precision == "fp32":
         return Fp32Backend(model, config.optimizer, config.lr, config.momentum, config.k_lr_scale)
-    from trident.golden.hw import HwBackend
     if config.optimizer != "sgd":
         raise ValueError("--precision fp16-hw trains with the device's SGD; use --optimizer sgd")
+    if not config.detach_reset:
+        raise ValueError("--precision fp16-hw implements the detached reset path (docs/numerics.md §4.1); "
+                         "add --detach-reset (and use it in the fp32 run you compare with)")
     return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
 
 

@@ -24,16 +24,17 @@ def interrupt_at(step):
     return hook
 
 
-@pytest.mark.parametrize("precision", ["fp32"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16-hw"])
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, precision):
-    straight = train(small(tmp_path, precision=precision), progress=False)
+    settings = dict(precision=precision, detach_reset=True)
+    straight = train(small(tmp_path, **settings), progress=False)
     run = tmp_path / "run"
     # 8 steps per epoch: stop mid-epoch 2, after a periodic checkpoint at step 10.
     with pytest.raises(Interrupt):
-        train(small(tmp_path, precision=precision, checkpoint=str(run), checkpoint_every=5), progress=False,
+        train(small(tmp_path, **settings, checkpoint=str(run), checkpoint_every=5), progress=False,
               on_step=interrupt_at(12))
     assert load_checkpoint(run / "checkpoint.pt")["global_step"] == 10
-    resumed = train(small(tmp_path, precision=precision, checkpoint=str(run), resume=True), progress=False)
+    resumed = train(small(tmp_path, **settings, checkpoint=str(run), resume=True), progress=False)
     assert resumed["weights_sha256"] == straight["weights_sha256"]
     strip = lambda history: [{k: v for k, v in h.items() if k != "train_time_s"} for h in history]
     assert strip(resumed["history"]) == strip(straight["history"])
@@ -108,7 +109,17 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     ("neuron", "hh", "valid choices: if, lif, klif"),
     ("surrogate", "relu", "unknown surrogate"),
     ("model", "fc0x", "cannot parse layer"),
+    ("precision", "fp16-hw", "add --detach-reset"),
 ])
 def test_bad_settings_are_rejected(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
         train(small(tmp_path, **{field: value}), progress=False)
+
+
+def test_hw_precision_holds_binary16_weights_and_refuses_what_hardware_lacks(tmp_path):
+    report = train(small(tmp_path, epochs=1, precision="fp16-hw", detach_reset=True), progress=False)
+    assert report["precision"] == "fp16-hw" and 0 <= report["test_accuracy"] <= 1
+    with pytest.raises(ValueError, match="no hardware unit"):
+        train(small(tmp_path, precision="fp16-hw", detach_reset=True, surrogate="atan"), progress=False)
+    with pytest.raises(ValueError, match="use --optimizer sgd"):
+        train(small(tmp_path, precision="fp16-hw", detach_reset=True, optimizer="adam"), progress=False)
