@@ -1,0 +1,1 @@
+"""FP16-specific verification: SoftFloat/NumPy oracles, vector generators, unit specs."""
