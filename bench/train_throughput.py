@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import sys
@@ -105,32 +106,41 @@ def measure(name: str, repeats: int) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2],
+                        help="torch intra-op thread counts to measure (one table each)")
     parser.add_argument("--networks", nargs="*", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--report", default=str(Path(__file__).parent / "reports" / "train_throughput.md"))
     args = parser.parse_args(argv)
-    results = [measure(n, args.repeats) for n in args.networks]
     lines = [
         "# Training throughput and memory: Trident float path vs per-step PyTorch loop",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}. Same network, weights and inputs per row; variants alternate "
-        f"in one process, median of {args.repeats} optimisation steps.",
-        "",
-        "| network | T | batch | Trident samples/s | per-step samples/s | speed-up | "
-        "saved for backward (MiB) Trident / per-step | memory ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}. "
+        f"Same network, weights and inputs per row; variants alternate in one process, median of "
+        f"{args.repeats} optimisation steps (forward, backward, SGD).",
     ]
-    for r in results:
-        t, b = r["trident"], r["per-step"]
-        lines.append(f"| {r['network']} ({r['architecture']}) | {r['T']} | {r['batch']} | {t['samples_per_s']:.0f} | "
-                     f"{b['samples_per_s']:.0f} | **{r['speedup']:.2f}×** | {t['saved_mib']:.2f} / "
-                     f"{b['saved_mib']:.2f} | **{r['saved_ratio']:.2f}×** |")
+    results = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rows = [measure(n, args.repeats) | {"threads": threads} for n in args.networks]
+        results += rows
+        lines += ["", f"## {threads} thread{'s' if threads > 1 else ''}", "",
+                  "| network | T | batch | Trident samples/s | per-step samples/s | speed-up | "
+                  "saved for backward (MiB) Trident / per-step | memory ratio |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [_row(r) for r in rows]
     lines += ["", "Goal: ≥ 2× faster and ≤ 0.5× the memory of the per-step loop.", "",
               "Reproduce: `.venv/bin/python bench/train_throughput.py`", "",
               "```json", json.dumps(results, indent=1), "```", ""]
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text("\n".join(lines))
-    print("\n".join(lines[:6 + len(results)]))
+    print("\n".join(lines[:lines.index("```json")]))
+
+
+def _row(r):
+    t, b = r["trident"], r["per-step"]
+    return (f"| {r['network']} ({r['architecture']}) | {r['T']} | {r['batch']} | {t['samples_per_s']:.0f} | "
+            f"{b['samples_per_s']:.0f} | **{r['speedup']:.2f}×** | {t['saved_mib']:.2f} / "
+            f"{b['saved_mib']:.2f} | **{r['saved_ratio']:.2f}×** |")
 
 
 if __name__ == "__main__":
