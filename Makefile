@@ -10,9 +10,10 @@ RUNS    := runs
 setup:
 	bash scripts/setup.sh
 
+# On-edge training as the device computes it: the hardware-exact FP16 kernels (golden device).
 demo: setup
-	$(TRIDENT) train --dataset digits --preset mlp --neuron lif --T 8 --epochs 30 \
-	  --precision fp32 --device golden --report $(RUNS)/demo.json --plot $(RUNS)/demo.png
+	$(TRIDENT) train --dataset digits --preset mlp --neuron lif --T 8 --epochs 40 --detach-reset \
+	  --precision fp16-hw --device golden --report $(RUNS)/demo.json --plot $(RUNS)/demo.png
 
 test: setup
 	$(PY) -m pytest

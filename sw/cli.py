@@ -36,7 +36,7 @@ def _add_train_parser(subparsers) -> None:
     data.add_argument("--train-limit", type=int, default=d.train_limit,
                       help="train on the first N training samples only")
     model = p.add_argument_group("model")
-    model.add_argument("--model", default=d.model,
+    model.add_argument("--model", "--preset", dest="model", default=d.model,
                        help=f"a preset ({', '.join(PRESETS)}) or a description such as 'fc256,fc128'")
     model.add_argument("--neuron", default=d.neuron, choices=NEURON_KINDS)
     model.add_argument("--surrogate", default=d.surrogate, help=f"one of {', '.join(surrogate.names())}")
