@@ -16,11 +16,12 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from trident.atomic import atomic_write_text
 
 from . import reports
 from .boards import Board, get_board
@@ -53,17 +54,7 @@ def launcher_command() -> str:
 
 
 def write_json_atomic(path: str | os.PathLike, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _pkg_version(name: str) -> str | None:

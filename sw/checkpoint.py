@@ -11,21 +11,19 @@ CheckpointError
     Raised for a missing, corrupt or incompatible checkpoint; the message says what to do.
 save_checkpoint(path, state)
 load_checkpoint(path)
-atomic_write_bytes(path, data)
-    The write-then-rename primitive, also used for reports.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_bytes",
-           "atomic_write_text"]
+from trident.atomic import atomic_write
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
 
 _MAGIC = b"TRIDENT-CKPT-1\n"
 
@@ -34,32 +32,12 @@ class CheckpointError(RuntimeError):
     pass
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Serialise ``state`` (tensors, numbers, strings, dicts) and write it atomically."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    atomic_write_bytes(path, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    atomic_write(path, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes
+from trident.atomic import atomic_write
 
 __all__ = ["plot_training_curve"]
 
@@ -30,4 +30,4 @@ def plot_training_curve(history: list[dict], path: str | Path, title: str = "") 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())

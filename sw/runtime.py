@@ -32,7 +32,9 @@ from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import Fp32Backend, HwBackend, weights_sha256
 
-from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
+from trident.atomic import atomic_write_text
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = ["TrainConfig", "TrainingError", "train", "PRECISIONS", "DEVICES"]
 

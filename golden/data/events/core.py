@@ -6,11 +6,11 @@ never need to know where the events came from.
 """
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from trident.atomic import atomic_write
 
 __all__ = ["EVENT_DTYPE", "EventFileError", "make_events", "atomic_write_bytes"]
 
@@ -133,25 +133,7 @@ def atomic_write_bytes(path, chunks) -> Path:
     pathlib.Path
         ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(chunks, (bytes, bytearray, memoryview)):
-        chunks = (chunks,)
-    # Opened by hand rather than with tempfile.mkstemp, whose 0600 mode would survive the
-    # rename and make dataset files unreadable to other users; "x" still refuses to clobber.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, chunks, durable=False)
 
 
 def read_file_bytes(path) -> bytes:
