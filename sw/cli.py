@@ -8,6 +8,10 @@ build
     Build an FPGA bitstream with the open flow (``trident.fpga``).
 convert
     Dual-phase ANN→SNN conversion (``trident.golden.conversion``).
+quant4
+    4-bit integer-only networks with shift batch-norm: train, export, integer evaluation.
+noise-train
+    Noise-based single-step training run as a multi-step SNN.
 """
 from __future__ import annotations
 
@@ -123,8 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(subparsers)
     from trident.fpga.cli import add_build_parser
     from trident.golden.conversion.cli import add_convert_parser
+    from trident.golden.noise.cli import add_noise_train_parser
+    from trident.golden.quant.cli import add_quant4_parser
     add_build_parser(subparsers)
     add_convert_parser(subparsers)
+    add_quant4_parser(subparsers)
+    add_noise_train_parser(subparsers)
     return parser
 
 
