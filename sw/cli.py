@@ -64,6 +64,9 @@ def _add_train_parser(subparsers) -> None:
     opt.add_argument("--seed", type=int, default=d.seed)
     opt.add_argument("--precision", default=d.precision, choices=PRECISIONS)
     opt.add_argument("--device", default=d.device, choices=DEVICES)
+    opt.add_argument("--threads", type=int, default=d.threads,
+                     help="torch intra-op threads (default: torch's choice); 1 is often fastest on a "
+                          "busy machine")
     out = p.add_argument_group("output")
     out.add_argument("--report", default=d.report, metavar="FILE.json")
     out.add_argument("--plot", default=d.plot, metavar="FILE.png", help="training-curve plot")

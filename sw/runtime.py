@@ -75,6 +75,7 @@ class TrainConfig:
     device: str = "golden"
     data_root: str | None = None
     train_limit: int | None = None
+    threads: int | None = None
     checkpoint: str | None = None
     checkpoint_every: int = 0
     resume: bool = False
@@ -107,7 +108,7 @@ class TrainConfig:
 
     def outcome_fields(self) -> dict:
         """The settings that decide the result (a resumed run must agree on all of them)."""
-        ignored = {"checkpoint", "checkpoint_every", "resume", "report", "plot", "epochs"}
+        ignored = {"checkpoint", "checkpoint_every", "resume", "report", "plot", "epochs", "threads"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ignored}
 
 
@@ -153,6 +154,8 @@ def train(config: TrainConfig, progress: bool = True,
     checkpoint of that step); it may raise to interrupt the run.
     """
     config.validate()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     wall_start = time.perf_counter()
     data = load_dataset(config.dataset, config.T, root=config.data_root, encoding=config.encoding,
                         seed=config.seed)

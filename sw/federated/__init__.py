@@ -1,0 +1,1 @@
+"""Federated on-edge training with Flower (placeholder docstring, rewritten below)."""
