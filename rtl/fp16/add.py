@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Const, Mux
 
-from .bits import below_mask, gt_const, leading_zeros, round_pack, select_result
+from .bits import below_mask, leading_zeros, round_pack, select_result
 from .float16 import Float16
 from .pipeline import PipelinedUnit
 

@@ -1,6 +1,6 @@
 """Bit-level building blocks of the FP16 datapaths (pure functions returning Values)."""
 
-from amaranth.hdl import Cat, Const, Mux, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Value
 
 from .float16 import CANONICAL_NAN
 

@@ -12,10 +12,10 @@ __all__ = ["FPFromInt", "FPToInt"]
 ROUNDING_MODES = ("nearest_even", "toward_zero")
 
 
-def _check_width(width, is_signed):
+def _check_width(unit, width, is_signed):
     lo = 2 if is_signed else 1
     if not isinstance(width, int) or not lo <= width <= 64:
-        raise ValueError(f"width must be an integer in {lo}..64, not {width!r}")
+        unit._reject(f"width must be an integer in {lo}..64, not {width!r}")
 
 
 class FPFromInt(PipelinedUnit):
@@ -60,7 +60,7 @@ class FPFromInt(PipelinedUnit):
 
     def __init__(self, stages=None, *, width=16, signed=True, backpressure=False,
                  tag_width=0, cuts=None):
-        _check_width(width, signed)
+        _check_width(self, width, signed)
         self.width = width
         self.signed = bool(signed)
         shape = signed_shape(width) if signed else unsigned(width)
@@ -144,9 +144,9 @@ class FPToInt(PipelinedUnit):
 
     def __init__(self, stages=None, *, width=16, signed=True, rounding="nearest_even",
                  backpressure=False, tag_width=0, cuts=None):
-        _check_width(width, signed)
+        _check_width(self, width, signed)
         if rounding not in ROUNDING_MODES:
-            raise ValueError(f"rounding must be one of {ROUNDING_MODES}, not {rounding!r}")
+            self._reject(f"rounding must be one of {ROUNDING_MODES}, not {rounding!r}")
         self.width = width
         self.signed = bool(signed)
         self.rounding = rounding

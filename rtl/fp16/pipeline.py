@@ -176,8 +176,20 @@ class PipelinedUnit(wiring.Component):
     #: Default number of stages.
     DEFAULT_STAGES = 1
 
+    def _reject(self, message):
+        # the object exists already (Elaboratable.__new__): no "never elaborated" warning
+        self._MustUse__silence = True
+        raise ValueError(message)
+
     def __init__(self, in_fields, out_fields, *, stages=None, backpressure=False,
                  tag_width=0, cuts=None):
+        try:
+            self._init(in_fields, out_fields, stages, backpressure, tag_width, cuts)
+        except ValueError:
+            self._MustUse__silence = True
+            raise
+
+    def _init(self, in_fields, out_fields, stages, backpressure, tag_width, cuts):
         if not isinstance(tag_width, int) or tag_width < 0:
             raise ValueError(f"tag_width must be a non-negative integer, not {tag_width!r}")
         n = len(self.STEPS)

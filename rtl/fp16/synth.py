@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from . import FPAdd, FPCompare, FPFMA, FPFromInt, FPMul, FPToInt

@@ -1,6 +1,5 @@
 """Tests of the verification harness itself (trident.verify)."""
 
-import os
 from pathlib import Path
 
 import numpy as np

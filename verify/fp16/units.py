@@ -4,7 +4,9 @@ A :class:`UnitSpec` ties an FP16 component class (and its parameters) to
 
 - ``suites``: named vector generators returning input fields,
 - ``oracle``: the SoftFloat reference for those inputs (output fields),
-- ``cross``: optional second oracle (NumPy float16) that must agree with SoftFloat.
+- ``cross``: optional second oracle (NumPy float16) that must agree with SoftFloat on
+  every generated vector (checked by :func:`build_case`, so a DUT that matches SoftFloat
+  matches NumPy too).
 
 :func:`build_case` turns a spec and some suites into packed input/expected payloads for
 either simulator path (Amaranth's simulator via :func:`check_amaranth`, or cocotb via
@@ -106,6 +108,13 @@ def build_case(spec, rng, suites=None, total=None, extra=None):
     inputs = _cat(parts)
     inputs = _tagged(spec, inputs, rng)
     expected = spec.oracle(inputs)
+    if spec.cross is not None:      # NumPy float16 must agree with SoftFloat on every vector
+        second = spec.cross(inputs)
+        for k, v in second.items():
+            bad = np.nonzero(np.asarray(v) != np.asarray(expected[k]))[0]
+            if len(bad):
+                raise AssertionError(f"oracles disagree on {spec.name}.{k} for {len(bad)} "
+                                     f"vectors, first input index {bad[0]}")
     if "tag" in inputs:
         expected = dict(expected, tag=inputs["tag"])
     dut = spec.component()
