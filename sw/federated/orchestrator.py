@@ -534,7 +534,7 @@ class Federation:
         plot_accuracy(report, plot, title=f"{cfg.workers} workers · {cfg.partition} · {cfg.strategy} · "
                                           f"{cfg.device} ({report['precision']})")
         report["plot"] = str(plot)
-        if self.opt.report:
-            report["report_path"] = str(self.opt.report)
-            atomic_write_text(self.opt.report, json.dumps(report, indent=2) + "\n")
+        path = Path(self.opt.report) if self.opt.report else self._path("report.json")
+        report["report_path"] = str(path)
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
         return report

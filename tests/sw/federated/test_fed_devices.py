@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from trident.golden.data import load_digits_split
+from trident.golden.network import SpikingNetwork
+from trident.golden.neurons import NeuronConfig
+from trident.golden.training import HwBackend
+from trident.sw.federated.devices import (DEVICES, DeviceUnavailableError, GoldenDevice, available_devices,
+                                          check_device, make_device)
+
+T = 2
+
+
+@pytest.fixture(scope="module")
+def batch():
+    s = load_digits_split()
+    x = s.x_train[:32].unsqueeze(0).expand(T, *s.x_train[:32].shape).contiguous()
+    return x, s.y_train[:32]
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return SpikingNetwork("mlp-small", (1, 8, 8), 10, NeuronConfig(kind="lif", detach_reset=True))
+
+
+def _device(momentum=0.9):
+    return GoldenDevice(_model(), lr=0.2, momentum=momentum, loss_scale=1024.0)
+
+
+def test_factory_names_and_unavailable_devices():
+    assert set(DEVICES) >= {"golden", "sim", "board"}
+    assert available_devices() == ["golden"]
+    assert isinstance(make_device("golden", _model(), type("C", (), dict(lr=0.1, momentum=0.0, loss_scale=1024.0))),
+                      GoldenDevice)
+    for name in ("sim", "board"):
+        with pytest.raises(DeviceUnavailableError, match=f"device '{name}' .* is not available yet.*--device golden"):
+            check_device(name)
+    with pytest.raises(ValueError, match="unknown device 'fpga'"):
+        check_device("fpga")
+
+
+def test_weights_round_trip_and_shape_checks():
+    dev = _device()
+    w = dev.get_weights()
+    assert list(w) == ["body.1.weight", "readout.weight"] and all(a.dtype == np.float16 for a in w.values())
+    dev.set_weights(w)
+    bad = dict(w, **{"readout.weight": w["readout.weight"][:, :-1]})
+    with pytest.raises(ValueError, match="readout.weight"):
+        dev.set_weights(bad)
+
+
+def test_mu_zero_is_exactly_the_device_training(batch):
+    x, y = batch
+    ref = HwBackend(_model(), lr=0.2, momentum=0.9, loss_scale=1024.0)
+    dev = _device()
+    dev.begin_round(0.0)
+    for _ in range(3):
+        ref.train_step(x, y)
+        dev.train_step(x, y)
+    assert all(torch.equal(a.view(torch.int16), b.view(torch.int16)) for a, b in zip(ref.net.weights, dev.net.weights))
+
+
+def _f16(a):
+    return np.asarray(a, dtype=np.float64).astype(np.float16)
+
+
+def test_prox_step_follows_the_documented_fp16_formula(batch):
+    x, y = batch
+    mu = 0.05
+    dev = _device(momentum=0.9)
+    w_global = dev.get_weights()
+    dev.begin_round(mu)
+    rng = np.random.default_rng(0)
+    w_local = {k: (v.astype(np.float64) + rng.normal(0, 0.02, v.shape)).astype(np.float16) for k, v in w_global.items()}
+    dev.net.weights = [torch.from_numpy(w_local[k].copy()) for k in dev.names]
+    grads = [lt.grad.numpy() for lt in dev.net.step(x, y, update=False, trace=True).layers]
+    dev.train_step(x, y)
+    net = dev.net
+    c = float(_f16(mu * net.loss_scale))
+    lr = float(net.lr16)
+    mom = float(net.momentum16)
+    for name, g, w_new in zip(dev.names, grads, net.weights):
+        w, wg = w_local[name].astype(np.float64), w_global[name].astype(np.float64)
+        d = _f16(w - wg).astype(np.float64)
+        g2 = _f16(c * d + g.astype(np.float64)).astype(np.float64)
+        m = _f16(mom * 0.0 + g2).astype(np.float64)
+        expect = _f16(w - lr * m * 2.0 ** -net.scale_shift)
+        assert np.array_equal(expect.view(np.uint16), w_new.numpy().view(np.uint16)), name
+
+
+def test_prox_pulls_towards_the_global_model(batch):
+    x, y = batch
+
+    def drift(mu):
+        dev = _device(momentum=0.0)
+        start = dev.get_weights()
+        dev.begin_round(mu)
+        for _ in range(8):
+            dev.train_step(x, y)
+        end = dev.get_weights()
+        return sum(float(np.sum((end[k].astype(np.float64) - start[k]) ** 2)) for k in start)
+
+    assert drift(2.0) < 0.8 * drift(0.0)
