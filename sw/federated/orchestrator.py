@@ -462,6 +462,8 @@ class Federation:
             result = json.loads(result_path.read_text())
             self._event("run_finished", returncode=rc)
         finally:
+            for sig in old_handlers:   # a second Ctrl-C must not cut the shutdown short
+                signal.signal(sig, signal.SIG_IGN)
             t_stop = time.monotonic()
             left = self._cleanup()
             timings["shutdown_s"] = time.monotonic() - t_stop
