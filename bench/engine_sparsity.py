@@ -145,7 +145,8 @@ def _plot(rows, path, params, steps, conv_rows=()):
         x = [max(r["density"], 0.003) * 100 for r in rs]
         c = colors[k % len(colors)]
         ax.plot(x, [r["cycles"] for r in rs], "o-", color=c, label=f"{layer} RTL")
-        ax.plot(x, [max(r["ideal"], 1) for r in rs], "--", color=c, alpha=0.6,
+        ideal = [(xx, r["ideal"]) for xx, r in zip(x, rs) if r["ideal"] > 0]
+        ax.plot([a for a, _ in ideal], [b for _, b in ideal], "--", color=c, alpha=0.6,
                 label=f"{layer} ideal")
     for k, layer in enumerate(dict.fromkeys(r["layer"] for r in conv_rows)):
         rs = [r for r in conv_rows if r["layer"] == layer]
@@ -244,9 +245,11 @@ def _report(args, params, rows, wall, png, conv_rows=()):
         "- RTL / ideal > 1 has three causes, all in the cycle model: (1) a block of P slots "
         "is issued even when fewer than P groups are left (a layer with n_groups < P, like "
         "256x10 with 3 groups, uses 3 of 4 slots); (2) a step or block without any event "
-        "still costs one round of P cycles (it emits +0 currents); (3) a fixed prologue "
-        "(compressing step 0 before its first round, ~words + events(0) cycles) and epilogue "
-        "(P + 1 cycles of pipeline).  At 0 % only (2) and (3) remain.",
+        "still costs one round of P cycles: every step must deliver its n_groups current "
+        "words (+0) to the neuron unit, so a step costs at least one cycle per output word "
+        "(64x256 at 1 %: 2 events in 8 steps, the floor of 8 × 64 words dominates); (3) a "
+        "fixed prologue (compressing step 0 before its first round, ~words + events(0) "
+        "cycles) and epilogue (P + 2 cycles of pipeline).  At 0 % only (2) and (3) remain.",
         "- The compressor (one active index per cycle, one cycle per input word) runs one "
         "step ahead in a double-buffered event list, so it is hidden behind the "
         "accumulation except for step 0.",

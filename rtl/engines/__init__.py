@@ -7,12 +7,14 @@ Stable names
 EventCompressor   dense input words -> ascending list of active indices, one per cycle
 FPEngine          forward currents of a fully connected layer, spike and MAC mode
 ConvEngine        forward currents of a 2D convolution, spike and MAC mode
+WGEngine          weight gradient of an FC tile in an exact fixed-point accumulator
 """
 
 from .compress import EventCompressor, event_layout
 from .conv import ConvEngine, conv_config_layout, conv_current_layout
 from .fp import FPEngine, current_layout, layer_config_layout, weight_write_layout
+from .wg import WGEngine, grad_layout, wg_config_layout
 
 __all__ = ["EventCompressor", "event_layout", "FPEngine", "layer_config_layout",
            "weight_write_layout", "current_layout", "ConvEngine", "conv_config_layout",
-           "conv_current_layout"]
+           "conv_current_layout", "WGEngine", "wg_config_layout", "grad_layout"]

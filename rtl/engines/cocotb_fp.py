@@ -1,9 +1,11 @@
-"""cocotb side of the FP engine tests (run inside Icarus or Verilator).
+"""cocotb side of the engine tests (run inside Icarus or Verilator): FPEngine,
+ConvEngine and WGEngine share it.
 
 Loads the stimulus written by :func:`trident.rtl.engines.harness.run_cocotb_fc`, plays the
-cases back to back (weights, descriptor, input words; random idle input cycles and
-back-pressure on ``currents`` if asked), and writes every current word, the counters and
-the wall time of each case to a JSON file.  No arithmetic happens here: the comparison
+cases back to back (weights, descriptor, input words and — for the WG engine — delta
+words; random idle input cycles and back-pressure on the output if asked), and writes
+every output word (``currents`` or ``grads``), the counters and the wall time of each case
+to a JSON file.  No arithmetic happens here: the comparison
 with the golden is done on the pytest side.
 
 Signals are driven and sampled on the falling clock edge (TOOLCHAIN.md): the engine's
@@ -33,17 +35,23 @@ async def fp_engine_cases(dut):
         arrays = {k: f[k] for k in f.files}
     weights = words_to_ints(arrays["weights"])
     inputs = words_to_ints(arrays["inputs"])
+    deltas = words_to_ints(arrays["deltas"])
     configs = words_to_ints(arrays["config"])
-    off_w, off_i, off_o = (arrays[f"off_{k}"].tolist() for k in "wio")
+    off_w, off_i, off_o, off_d = (arrays[f"off_{k}"].tolist() for k in "wiod")
+    has_weights = hasattr(dut, "weights__valid")
+    has_deltas = hasattr(dut, "deltas__valid")
+    out = "grads" if hasattr(dut, "grads__valid") else "currents"
     limits = arrays["limit"].tolist()
     idle = env_float("TRIDENT_IDLE")
     backpressure = env_float("TRIDENT_BACKPRESSURE")
     rng = random.Random(random.getrandbits(64))
 
     clk = start_clock(dut)
-    for name in ("weights__valid", "cmd__valid", "inputs__valid", "cnt_clear"):
-        getattr(dut, name).value = 0
-    dut.currents__ready.value = 1
+    for name in ("weights__valid", "deltas__valid", "cmd__valid", "inputs__valid",
+                 "cnt_clear"):
+        if hasattr(dut, name):
+            getattr(dut, name).value = 0
+    getattr(dut, f"{out}__ready").value = 1
     await reset(dut)
     edge = FallingEdge(clk)
     await edge
@@ -59,7 +67,8 @@ async def fp_engine_cases(dut):
             dut.weights__payload.value = payload
             dut.weights__valid.value = 1
             await edge
-        dut.weights__valid.value = 0
+        if has_weights:
+            dut.weights__valid.value = 0
         dut.cmd__payload.value = config
         dut.cmd__valid.value = 1
         while True:
@@ -70,11 +79,14 @@ async def fp_engine_cases(dut):
         dut.cmd__valid.value = 0
 
         words = inputs[off_i[c]:off_i[c + 1]]
+        dwords = deltas[off_d[c]:off_d[c + 1]] if has_deltas else []
         n_out = off_o[c + 1] - off_o[c]
-        outs, sent, cycles = [], 0, 0
+        outs, sent, dsent, cycles = [], 0, 0, 0
         in_valid, in_ready = dut.inputs__valid, dut.inputs__ready
         in_payload = dut.inputs__payload
-        o_valid, o_ready, o_payload = dut.currents__valid, dut.currents__ready, dut.currents__payload
+        o_valid = getattr(dut, f"{out}__valid")
+        o_ready = getattr(dut, f"{out}__ready")
+        o_payload = getattr(dut, f"{out}__payload")
         busy = dut.busy
         timed_out = False
         while True:
@@ -86,6 +98,14 @@ async def fp_engine_cases(dut):
                     sent += 1
             else:
                 in_valid.value = 0
+            if has_deltas:
+                if dsent < len(dwords) and not (idle and rng.random() < idle):
+                    dut.deltas__payload.value = dwords[dsent]
+                    dut.deltas__valid.value = 1
+                    if int(dut.deltas__ready.value):
+                        dsent += 1
+                else:
+                    dut.deltas__valid.value = 0
             take = not (backpressure and rng.random() < backpressure)
             o_ready.value = int(take)
             if take and int(o_valid.value):
@@ -98,6 +118,8 @@ async def fp_engine_cases(dut):
                 timed_out = True
                 break
         in_valid.value = 0
+        if has_deltas:
+            dut.deltas__valid.value = 0
         o_ready.value = 1
         counters = {"busy": int(dut.cnt_busy.value), "events": int(dut.cnt_events.value),
                     "ops": int(dut.cnt_ops.value), "skipped": int(dut.cnt_skipped.value)}

@@ -90,6 +90,9 @@ class EventCompressor(wiring.Component):
     restart : In(1)
         Synchronous restart: samples ``n_in`` and ``mac``, drops any partial step.  The
         first word is taken two cycles later.
+    discard : In(1)
+        Words taken while it is high yield no events (one cycle per word; the end marker
+        still comes): how an engine skips a whole row it has no use for.
     i : In(stream.Signature(word_bits))
         Input words.
     o : Out(stream.Signature(event_layout))
@@ -118,6 +121,7 @@ class EventCompressor(wiring.Component):
             "n_in": In(_bits_for(self.max_inputs)),
             "mac": In(1),
             "restart": In(1),
+            "discard": In(1),
             "i": In(stream.Signature(self.word_bits)),
             "o": Out(stream.Signature(self.layout)),
         }
@@ -231,8 +235,8 @@ class EventCompressor(wiring.Component):
 
         with m.If(take):
             step = Mux(mac, V, B) if V else B
-            m.d.sync += [mask.eq(active), word.eq(bits), base.eq(nxt), nxt.eq(nxt + step),
-                         left.eq(left - 1)]
+            m.d.sync += [mask.eq(Mux(self.discard, 0, active)), word.eq(bits), base.eq(nxt),
+                         nxt.eq(nxt + step), left.eq(left - 1)]
             if R:
                 m.d.sync += cur_row.eq(nxt_row)
             if C:

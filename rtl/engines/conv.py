@@ -264,42 +264,59 @@ class ConvEngine(wiring.Component):
         wb_c = Signal(aw)
         walk = e0_valid & ~e0.end & (e0.plane != c_cur)
 
-        # E1: footprint of the event: for every ky (kx), is y (x) an output, and which
-        e1_valid = Signal()
+        # E1: footprint of the event — for every ky (kx): is y (x) an output, and which —
+        # in a 2-entry FIFO, so that E0 advances on the FIFO's registered fill level and
+        # not on the enumerator's (late) decisions
+        fp_layout = data.StructLayout({
+            "end": 1, "vy": KM, "vx": KM, "wb": aw, "value": 16,
+            "y": data.ArrayLayout(cw_, KM),          # y · 2^xbits
+            "x": data.ArrayLayout(xb, KM),
+        })
+        e1_fifo = fifo.SyncFIFO(width=fp_layout.size, depth=2)
+        m.submodules.e1_fifo = e1_fifo
+        e1 = data.View(fp_layout, e1_fifo.r_data)
+        e1_valid = e1_fifo.r_rdy
         e1_take = Signal()
-        e1_end = Signal()
-        e1_vy = Signal(KM)
-        e1_vx = Signal(KM)
-        e1_y = [Signal(cw_, name=f"e1_yrow{k}") for k in range(KM)]   # y · 2^xbits
-        e1_x = [Signal(xb, name=f"e1_x{k}") for k in range(KM)]
-        e1_wb = Signal(aw)
-        e1_value = Signal(16)
-        m.d.comb += e0_take.eq(e0_valid & ~walk & (~e1_valid | e1_take))
+        m.d.comb += e1_fifo.r_en.eq(e1_take)
+        e1_end, e1_vy, e1_vx, e1_wb, e1_value = e1.end, e1.vy, e1.vx, e1.wb, e1.value
+        e1_y = [e1.y[k] for k in range(KM)]
+        e1_x = [e1.x[k] for k in range(KM)]
+        m.d.comb += e0_take.eq(e0_valid & ~walk & e1_fifo.w_rdy)
         with m.If(e0_valid & walk):
             m.d.sync += [c_cur.eq(c_cur + 1), wb_c.eq(wb_c + cfg.w_kk)]
 
+        # per layer: the limits scaled by the stride, the stride's low-bit mask, and the
+        # kernel offsets in use (keeps variable shifts off the footprint's compare path)
+        lim_y = Signal(yb + 4)
+        lim_x = Signal(xb + 4)
+        low_mask = Signal(3)
+        k_used = Signal(KM)
+        m.d.sync += [lim_y.eq(cfg.out_h << sl), lim_x.eq(cfg.out_w << sl),
+                     low_mask.eq(Mux(sl == 0, 0, Mux(sl == 1, 1, Mux(sl == 2, 3, 7)))),
+                     k_used.eq(Cat(*(k < cfg.kernel for k in range(KM))))]
+
         def footprint(pos, k, limit, name):
-            """(valid, out) for input position ``pos`` and kernel offset ``k``."""
-            t = Signal(signed(max(yb, xb) + 4), name=f"{name}{k}")
+            """(valid, out) for input position ``pos`` and kernel offset ``k``:
+            ``t = pos + p − k`` must be ≥ 0, a multiple of the stride and ``< limit·s``."""
+            t = Signal(signed(max(yb, xb) + 5), name=f"{name}{k}")
             m.d.comb += t.eq(pos + cfg.pad - k)
-            low = t.as_unsigned() & Mux(sl == 0, 0, Mux(sl == 1, 1, Mux(sl == 2, 3, 7)))
+            low = t.as_unsigned()[:3] & low_mask
             out = (t.as_unsigned() >> sl)
-            valid = (t >= 0) & (low == 0) & (out < limit) & (k < cfg.kernel)
+            valid = (t >= 0) & (low == 0) & (t < limit) & k_used[k]
             return valid, out
 
-        with m.If(e0_take):
-            m.d.sync += [e1_valid.eq(1), e1_end.eq(e0.end), e1_wb.eq(wb_c)]
-            if mac_support:
-                m.d.sync += e1_value.eq(Mux(mac, e0.value, ONE))
-            for k in range(KM):
-                vy, y = footprint(e0.row, k, cfg.out_h, "ty")
-                vx, x = footprint(e0.index, k, cfg.out_w, "tx")
-                m.d.sync += [e1_vy[k].eq(vy), e1_vx[k].eq(vx),
-                             e1_y[k].eq(y << cfg.out_xbits), e1_x[k].eq(x)]
-            with m.If(e0.end):
-                m.d.sync += [c_cur.eq(0), wb_c.eq(cfg.w_base)]
-        with m.Elif(e1_take):
-            m.d.sync += e1_valid.eq(0)
+        fp_in = Signal(fp_layout)
+        m.d.comb += [fp_in.end.eq(e0.end), fp_in.wb.eq(wb_c),
+                     e1_fifo.w_data.eq(fp_in), e1_fifo.w_en.eq(e0_take)]
+        if mac_support:
+            m.d.comb += fp_in.value.eq(Mux(mac, e0.value, ONE))
+        for k in range(KM):
+            vy, y = footprint(e0.row, k, lim_y, "ty")
+            vx, x = footprint(e0.index, k, lim_x, "tx")
+            m.d.comb += [fp_in.vy[k].eq(vy), fp_in.vx[k].eq(vx),
+                         fp_in.y[k].eq(y << cfg.out_xbits), fp_in.x[k].eq(x)]
+        with m.If(e0_take & e0.end):
+            m.d.sync += [c_cur.eq(0), wb_c.eq(cfg.w_base)]
 
         # ---- E2: enumeration (ky ascending, kx ascending, group) ------------------------
         # state of the event being scattered
@@ -416,7 +433,7 @@ class ConvEngine(wiring.Component):
                              ro_gbase.eq(nxt_g), ro_addr.eq(nxt_g)]
             with m.If(ro_last):
                 m.d.sync += ro_done.eq(1)
-        with m.If(e1_take & e1_end):      # step finished: reset the read-out for the next
+        with m.If(e1_valid & e1_end & ro_done):   # step finished (its end marker is taken)
             m.d.sync += [ro_done.eq(0), ro_x.eq(0), ro_y.eq(0), ro_g.eq(0), ro_gbase.eq(0),
                          ro_addr.eq(0), t_cur.eq(t_cur + 1)]
 
@@ -477,7 +494,7 @@ class ConvEngine(wiring.Component):
         done = running & (t_cur == cfg.n_steps) & (ro_pending == 0) & (ofifo.level == 0)
         with m.If(start):
             m.d.sync += [running.eq(1), c_steps.eq(0), t_cur.eq(0), e0_valid.eq(0),
-                         e1_valid.eq(0), busy_ev.eq(0), cand_valid.eq(0), ro_done.eq(0),
+                         busy_ev.eq(0), cand_valid.eq(0), ro_done.eq(0),
                          ro_x.eq(0), ro_y.eq(0), ro_g.eq(0), ro_gbase.eq(0), ro_addr.eq(0),
                          c_cur.eq(0), wb_c.eq(self.cmd.payload.w_base)]
         with m.Elif(done):

@@ -239,6 +239,8 @@ class FPEngine(wiring.Component):
         sbits = _bits_for(self.max_steps)
         full = Signal(2)                    # bank holds a complete step's list
         count = [Signal(nbits, name=f"count{b}") for b in range(2)]
+        last_e = [Signal(nbits, name=f"last_e{b}") for b in range(2)]     # count − 1
+        no_ev = [Signal(name=f"no_ev{b}") for b in range(2)]               # count == 0
         wbank = Signal()                    # bank being written
         wcount = Signal(nbits)
         c_steps = Signal(sbits)             # steps compressed so far
@@ -263,10 +265,10 @@ class FPEngine(wiring.Component):
             with m.If(comp.o.payload.end):
                 m.d.comb += set_full.eq(Mux(wbank, 0b10, 0b01))
                 m.d.sync += [wbank.eq(~wbank), wcount.eq(0), c_steps.eq(c_steps + 1)]
-                with m.If(wbank):
-                    m.d.sync += count[1].eq(wcount)
-                with m.Else():
-                    m.d.sync += count[0].eq(wcount)
+                for b in range(2):
+                    with m.If(wbank == b):
+                        m.d.sync += [count[b].eq(wcount), last_e[b].eq(wcount - 1),
+                                     no_ev[b].eq(wcount == 0)]
             with m.Else():
                 m.d.sync += wcount.eq(wcount + 1)
 
@@ -279,7 +281,8 @@ class FPEngine(wiring.Component):
             self.currents.valid.eq(ofifo.r_rdy),
             ofifo.r_en.eq(self.currents.ready),
         ]
-        inflight = Signal(range(self.out_depth + P + 1))
+        # output words issued (final rounds decided) and not yet taken by the consumer
+        occupancy = Signal(range(self.out_depth + P + 1))
         push = Signal()
         reserve = Signal(range(P + 1))
 
@@ -304,11 +307,11 @@ class FPEngine(wiring.Component):
         n_ev = Signal(nbits)
         m.d.comb += n_ev.eq(Mux(st_bank, count[1], count[0]))
         bank_ready = full.bit_select(st_bank, 1)
-        final = (n_ev == 0) | (st_e == n_ev - 1)
-        left = Signal(gbits + 1)
-        m.d.comb += left.eq(cfg.n_groups - st_gb)
+        empty_step = Mux(st_bank, no_ev[1], no_ev[0])
+        final = empty_step | (st_e == Mux(st_bank, last_e[1], last_e[0]))
+        left = Signal(gbits + 1)            # groups from st_gb on (a register)
         m.d.comb += reserve.eq(Mux(left < P, left, P))
-        credit_ok = (ofifo.level + inflight + P) <= self.out_depth
+        credit_ok = occupancy <= self.out_depth - P
         last_block = (st_gb + P) >= cfg.n_groups
         decide = running & (k == P - 1)
         go = decide & ~issued & bank_ready & (~final | credit_ok)
@@ -326,7 +329,7 @@ class FPEngine(wiring.Component):
             m.d.sync += [r_kind.eq(HOLD), r_final.eq(0), r_first.eq(~started)]
         with m.If(go):
             m.d.sync += [
-                r_kind.eq(Mux(n_ev == 0, ZERO, ACC)),
+                r_kind.eq(Mux(empty_step, ZERO, ACC)),
                 r_first.eq(~started),
                 r_final.eq(final),
                 r_gb.eq(st_gb),
@@ -339,11 +342,12 @@ class FPEngine(wiring.Component):
                 with m.If(last_block):
                     m.d.comb += clear_full.eq(Mux(st_bank, 0b10, 0b01))
                     m.d.sync += [st_bank.eq(~st_bank), st_t.eq(st_t + 1), st_gb.eq(0),
-                                 st_base.eq(cfg.w_base)]
+                                 st_base.eq(cfg.w_base), left.eq(cfg.n_groups)]
                     with m.If(st_t == cfg.n_steps - 1):
                         m.d.sync += issued.eq(1)
                 with m.Else():
-                    m.d.sync += [st_gb.eq(st_gb + P), st_base.eq(st_base + stride)]
+                    m.d.sync += [st_gb.eq(st_gb + P), st_base.eq(st_base + stride),
+                                 left.eq(left - P)]
             with m.Else():
                 m.d.sync += st_e.eq(st_e + 1)
         m.d.sync += full.eq((full | set_full) & ~clear_full)
@@ -420,16 +424,18 @@ class FPEngine(wiring.Component):
             m.d.comb += word.value[lane].eq(units[lane].o.payload.z)
         m.d.comb += [word.group.eq(out_tag.group), word.step.eq(out_tag.step),
                      ofifo.w_data.eq(word), ofifo.w_en.eq(push)]
-        m.d.sync += inflight.eq(inflight + Mux(go & final, reserve, 0) - push)
+        m.d.sync += occupancy.eq(occupancy + Mux(go & final, reserve, 0)
+                                 - (ofifo.r_rdy & ofifo.r_en))
 
         # ---- start and completion ------------------------------------------------------
-        done = running & issued & (inflight == 0) & ~ofifo.r_rdy & (ofifo.level == 0)
+        done = running & issued & (occupancy == 0)
         with m.If(start):
             m.d.sync += [
                 running.eq(1), k.eq(P - 1), r_kind.eq(HOLD), r_first.eq(1), r_final.eq(0),
                 st_t.eq(0), st_bank.eq(0), st_e.eq(0), st_gb.eq(0),
                 st_base.eq(self.cmd.payload.w_base), started.eq(0), issued.eq(0),
                 full.eq(0), wbank.eq(0), wcount.eq(0), c_steps.eq(0),
+                left.eq(self.cmd.payload.n_groups),
             ]
         with m.Elif(done):
             m.d.sync += running.eq(0)

@@ -29,7 +29,8 @@ import torch
 from .layout import (analog_words, fc_weight_words, pack_config, pack_current_words,
                      spike_words, words_per_step)
 
-__all__ = ["FCCase", "fc_case", "ConvCase", "conv_case", "conv_stimulus", "conv_cycle_model",
+__all__ = ["WGCase", "wg_case", "random_deltas", "wg_stimulus", "wg_cycle_model",
+           "FCCase", "fc_case", "ConvCase", "conv_case", "conv_stimulus", "conv_cycle_model",
            "engine_class", "random_weights", "random_spikes", "random_analog",
            "Stimulus", "CaseResult", "make_engine", "stimulus", "stimuli", "compare", "simulate_fc",
            "run_cocotb_fc", "assert_all_exact", "cycle_model"]
@@ -251,11 +252,149 @@ def engine_class(cases):
     kinds = {type(c) for c in cases}
     if len(kinds) != 1:
         raise ValueError("cases of one run must all be FC or all be conv")
-    if kinds.pop() is ConvCase:
+    kind = kinds.pop()
+    if kind is ConvCase:
         from .conv import ConvEngine
         return ConvEngine
+    if kind is WGCase:
+        from .wg import WGEngine
+        return WGEngine
     from .fp import FPEngine
     return FPEngine
+
+
+@dataclass
+class WGCase:
+    """One WG tile: ``deltas [R, J]`` (binary16, ``J ≤ L``: the tile's output neurons;
+    rows = samples × steps) and ``inputs [R, I]`` (bool spikes or binary16 analog)."""
+    name: str
+    deltas: torch.Tensor
+    inputs: torch.Tensor
+    group: int = 0
+
+    @property
+    def mac(self) -> bool:
+        return self.inputs.dtype != torch.bool
+
+    def golden(self) -> torch.Tensor:
+        """``g [J, I]`` from the golden exact accumulator (numerics.md §5)."""
+        from trident.golden.hw.gradient import fc_weight_grad
+        return fc_weight_grad(self.deltas, self.inputs).to_fp16()
+
+    def live_rows(self):
+        """Rows with at least one non-zero delta (the others are skipped)."""
+        return (self.deltas.view(torch.int16).int() & 0x7FFF).ne(0).any(1)
+
+
+def random_deltas(rng, rows, lanes, density, kind="normal", scale=1.0):
+    """Random binary16 deltas ``[R, L]``: a fraction ``density`` of rows carry values
+    (the rest are all ±0, as under a closed surrogate window), within a row some lanes
+    are ±0; ``kind``: ``normal`` (N(0, scale)), ``subnormal`` (mostly subnormal),
+    ``wide`` (any finite magnitude, sums overflow), ``specials`` (±inf and NaN mixed in)."""
+    shape = (rows, lanes)
+    if kind == "subnormal":
+        bits = rng.integers(1, 0x400, shape) | (rng.integers(0, 2, shape) << 15)
+    elif kind == "wide":
+        bits = rng.integers(0, 0x7C00, shape) | (rng.integers(0, 2, shape) << 15)
+    else:
+        bits = (rng.normal(0, scale, shape).astype(np.float16).view(np.uint16)
+                .astype(np.int64))
+        if kind == "specials":
+            u = rng.random(shape)
+            sign = rng.integers(0, 2, shape) << 15
+            bits = np.where(u < 0.02, 0x7C00 | sign, bits)
+            bits = np.where((u >= 0.02) & (u < 0.03), 0x7C01 + rng.integers(0, 0x3FF, shape)
+                            | sign, bits)
+            bits = np.where((u >= 0.03) & (u < 0.2), rng.integers(1, 0x400, shape) | sign,
+                            bits)
+    lane_zero = rng.random(shape) < 0.2
+    bits = np.where(lane_zero, rng.integers(0, 2, shape) << 15, bits)
+    dead = rng.random(rows) >= density
+    bits = np.where(dead[:, None], rng.integers(0, 2, shape) << 15, bits)
+    return _half(bits)
+
+
+def wg_case(rng, rows, n_in, lanes, density, row_density=0.5, *, mac=False, kind="normal",
+            specials=False, group=0, name=None):
+    """A random :class:`WGCase` (``lanes`` output neurons of the tile)."""
+    deltas = random_deltas(rng, rows, lanes, row_density, kind)
+    if mac:
+        inputs = random_analog(rng, rows, n_in, density, specials=specials)
+    else:
+        inputs = random_spikes(rng, rows, n_in, density)
+    name = name or (f"wg{'-mac' if mac else ''}-{rows}r-{n_in}x{lanes}-d{density:g}"
+                    f"-rows{row_density:g}-{kind}")
+    return WGCase(name, deltas, inputs, group)
+
+
+def wg_stimulus(params, case: WGCase) -> Stimulus:
+    """Pack a WG tile for a :class:`~.wg.WGEngine` configuration."""
+    from .layout import analog_words, field_offsets, pack_config
+    from .wg import WGEngine
+    engine = make_engine(params, WGEngine)
+    L = engine.lanes
+    rows, J = case.deltas.shape
+    n_in = case.inputs.shape[1]
+    if J > L or n_in > engine.max_inputs or rows > engine.max_rows:
+        raise ValueError(f"{case.name} does not fit {params}")
+    if case.mac and not engine.mac_support:
+        raise ValueError(f"{case.name}: analog inputs need mac_support=True")
+    fields = dict(n_in=n_in, n_rows=rows, group=case.group)
+    if engine.mac_support:
+        fields["mac"] = int(case.mac)
+    config = pack_config(engine.config_layout, **fields)
+    d = np.zeros((rows, L), dtype=np.int64)
+    d[:, :J] = case.deltas.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    deltas = [int(sum(int(d[r, l]) << (16 * l) for l in range(L))) for r in range(rows)]
+    if case.mac:
+        xbits = case.inputs.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+        inputs = analog_words(xbits, engine.word_bits)
+    else:
+        inputs = spike_words(case.inputs.numpy(), engine.word_bits)
+    g = case.golden().view(torch.int16).numpy().astype(np.int64) & 0xFFFF     # [J, I]
+    offs = field_offsets(engine.out_layout)
+    v_off, (i_off, i_w), (g_off, g_w) = offs["value"][0], offs["index"], offs["group"]
+    expected, masks = [], []
+    for i in range(n_in):
+        value = (i << i_off) | (case.group << g_off)
+        mask = (((1 << i_w) - 1) << i_off) | (((1 << g_w) - 1) << g_off)
+        for l in range(J):
+            value |= int(g[l, i]) << (v_off + 16 * l)
+            mask |= 0xFFFF << (v_off + 16 * l)
+        expected.append(value)
+        masks.append(mask)
+    live = case.live_rows().numpy()
+    if case.mac:
+        act = (case.inputs.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
+    else:
+        act = case.inputs.numpy()
+    events = int(act[live].sum())
+    ops = events * L
+    skipped = int((~live).sum())
+    limit = 4 * wg_cycle_model(params, case)["model"] + 2000
+    return Stimulus(case, config, [], inputs, expected, masks, events, ops, skipped, limit,
+                    deltas=deltas)
+
+
+def wg_cycle_model(params, case) -> dict:
+    """Predicted busy cycles of a WG tile: per row, one cycle per input word plus one per
+    active input when the row has a non-zero delta (a row of zero deltas is discarded at a
+    word per cycle), one for the row's end marker; then ``L + 4`` cycles per input for
+    the read-out (one two-stage rounding unit shared by the lanes)."""
+    from .wg import WGEngine
+    engine = make_engine(params, WGEngine)
+    rows, _ = case.deltas.shape
+    n_in = case.inputs.shape[1]
+    nw = words_per_step(n_in, engine.word_bits, case.mac)
+    live = case.live_rows().numpy()
+    if case.mac:
+        act = (case.inputs.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
+    else:
+        act = case.inputs.numpy()
+    scan = sum(nw + 1 + (int(act[r].sum()) if live[r] else 0) for r in range(rows))
+    readout = n_in * (engine.lanes + 4)
+    return {"scan": scan, "readout": readout, "model": scan + readout + 16,
+            "pairs": int(act[live].sum()) * engine.lanes}
 
 
 @dataclass
@@ -271,6 +410,7 @@ class Stimulus:
     ops: int
     skipped: int
     cycle_limit: int
+    deltas: list = None      # WG engine: per-row delta words (a second input stream)
 
 
 def cycle_model(params, case) -> dict:
@@ -386,6 +526,8 @@ def stimulus(params, case, load_weights=True) -> Stimulus:
     are already there: weight-stationary reuse across input sets)."""
     if isinstance(case, ConvCase):
         return conv_stimulus(params, case, load_weights)
+    if isinstance(case, WGCase):
+        return wg_stimulus(params, case)
     engine = make_engine(params)
     L = engine.lanes
     groups = -(-case.n_out // L)
@@ -441,6 +583,8 @@ def stimuli(params, cases):
     """Pack cases run back to back.  A case whose weight tensor (the same object) is still
     resident at its ``w_base`` — loaded by an earlier case and not overwritten since — is
     not reloaded (weight-stationary reuse across input sets)."""
+    if engine_class(cases).__name__ == "WGEngine":
+        return [stimulus(params, c) for c in cases]
     lanes = make_engine(params, engine_class(cases)).lanes
     resident = {}                          # (id(weight), w_base) -> (first, last) address
     out = []
@@ -504,8 +648,13 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
     from amaranth.hdl import Value
 
     e = engine
-    cmd_p, w_p = Value.cast(e.cmd.payload), Value.cast(e.weights.payload)
-    in_p, out_p = Value.cast(e.inputs.payload), Value.cast(e.currents.payload)
+    has_weights = hasattr(e, "weights")
+    has_deltas = hasattr(e, "deltas")
+    out = e.grads if hasattr(e, "grads") else e.currents
+    cmd_p = Value.cast(e.cmd.payload)
+    w_p = Value.cast(e.weights.payload) if has_weights else None
+    d_p = Value.cast(e.deltas.payload) if has_deltas else None
+    in_p, out_p = Value.cast(e.inputs.payload), Value.cast(out.payload)
 
     async def bench(ctx):
         for stim in stims:
@@ -516,7 +665,8 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
                 ctx.set(w_p, payload)
                 ctx.set(e.weights.valid, 1)
                 await ctx.tick()
-            ctx.set(e.weights.valid, 0)
+            if has_weights:
+                ctx.set(e.weights.valid, 0)
             ctx.set(cmd_p, stim.config)
             ctx.set(e.cmd.valid, 1)
             while True:
@@ -524,19 +674,27 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
                 if ready:
                     break
             ctx.set(e.cmd.valid, 0)
-            outs, sent, cycles = [], 0, 0
+            deltas = stim.deltas or []
+            outs, sent, dsent, cycles = [], 0, 0, 0
             while True:
                 present = sent < len(stim.inputs) and not (idle and rng.random() < idle)
                 ctx.set(e.inputs.valid, int(present))
                 if present:
                     ctx.set(in_p, stim.inputs[sent])
-                ctx.set(e.currents.ready, 0 if backpressure and rng.random() < backpressure
-                        else 1)
-                _, _, i_ready, o_valid, o_ready, o_payload, busy = await ctx.tick().sample(
-                    e.inputs.ready, e.currents.valid, e.currents.ready,
-                    out_p, e.busy)
+                dpresent = dsent < len(deltas) and not (idle and rng.random() < idle)
+                if has_deltas:
+                    ctx.set(e.deltas.valid, int(dpresent))
+                    if dpresent:
+                        ctx.set(d_p, deltas[dsent])
+                ctx.set(out.ready, 0 if backpressure and rng.random() < backpressure else 1)
+                _, _, i_ready, d_ready, o_valid, o_ready, o_payload, busy = \
+                    await ctx.tick().sample(e.inputs.ready,
+                                            e.deltas.ready if has_deltas else e.busy,
+                                            out.valid, out.ready, out_p, e.busy)
                 if present and i_ready:
                     sent += 1
+                if has_deltas and dpresent and d_ready:
+                    dsent += 1
                 if o_valid and o_ready:
                     outs.append(int(o_payload))
                 cycles += 1
@@ -545,6 +703,8 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
                 if cycles > stim.cycle_limit:
                     break
             ctx.set(e.inputs.valid, 0)
+            if has_deltas:
+                ctx.set(e.deltas.valid, 0)
             counters = {"busy": ctx.get(e.cnt_busy), "events": ctx.get(e.cnt_events),
                         "ops": ctx.get(e.cnt_ops), "skipped": ctx.get(e.cnt_skipped)}
             raw.append((outs, counters))
@@ -617,16 +777,19 @@ def run_cocotb_fc(params, simulator, cases, *, idle=0.0, backpressure=0.0, label
     vec_path = stage / f"{tag}.npz"
     out_path = stage / f"{tag}.json"
     arrays = {}
-    offs = {"w": [0], "i": [0], "o": [0]}
-    ws, ins = [], []
+    offs = {"w": [0], "i": [0], "o": [0], "d": [0]}
+    ws, ins, ds = [], [], []
     for s in stims:
         ws += s.weights
         ins += s.inputs
+        ds += s.deltas or []
         offs["w"].append(len(ws))
         offs["i"].append(len(ins))
+        offs["d"].append(len(ds))
         offs["o"].append(offs["o"][-1] + len(s.expected))
     arrays["weights"] = _to_words(ws or [0])
     arrays["inputs"] = _to_words(ins or [0])
+    arrays["deltas"] = _to_words(ds or [0])
     arrays["config"] = _to_words([s.config for s in stims])
     for k, v in offs.items():
         arrays[f"off_{k}"] = np.array(v, dtype=np.int64)

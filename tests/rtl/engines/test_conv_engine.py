@@ -11,9 +11,7 @@ simulator; a spike suite over sizes × T × densities on Icarus and Verilator.
 import itertools
 import time
 
-import numpy as np
 import pytest
-import torch
 
 from trident.rtl.engines.harness import (ConvCase, assert_all_exact, conv_case,
                                          conv_cycle_model, random_spikes, random_weights,

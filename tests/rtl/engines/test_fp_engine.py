@@ -15,7 +15,6 @@ seeds, on Verilator.
 import itertools
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -58,7 +57,7 @@ def _classes(cases):
 
 
 def spike_suite(rng, sizes=((37, 13), (64, 8), (130, 5)), steps=STEPS, densities=DENSITIES,
-                kinds=("specials", "wide", "subnormal", "normal")):
+                kinds=("specials", "wide", "subnormal", "normal"), lanes=4):
     """Per layer size one weight matrix (``kinds`` in turn), loaded once at its own base
     address and reused for every (T, density): the cross product of the task."""
     cases, base = [], 0
@@ -68,12 +67,12 @@ def spike_suite(rng, sizes=((37, 13), (64, 8), (130, 5)), steps=STEPS, densities
         for t, d in itertools.product(steps, densities):
             cases.append(FCCase(f"spk-{n_in}x{n_out}-{kind}-T{t}-d{d:g}", w,
                                 random_spikes(rng, t, n_in, d), base))
-        base += -(-n_out // 4) * n_in
+        base += -(-n_out // lanes) * n_in
     return cases
 
 
 def mac_suite(rng, sizes=((37, 13), (50, 6)), steps=STEPS, densities=(0.0, 0.1, 0.5, 1.0),
-              kinds=("specials", "subnormal", "wide", "normal")):
+              kinds=("specials", "subnormal", "wide", "normal"), lanes=4):
     """MAC mode: analog inputs with ±0 skipped (T = 4: inputs with ±inf and NaN; T = 8:
     the same input every step, as under direct encoding)."""
     cases, base = [], 0
@@ -83,7 +82,7 @@ def mac_suite(rng, sizes=((37, 13), (50, 6)), steps=STEPS, densities=(0.0, 0.1, 
         for t, d in itertools.product(steps, densities):
             x = random_analog(rng, t, n_in, d, specials=(t == 4), repeat=(t == 8))
             cases.append(FCCase(f"mac-{n_in}x{n_out}-{kind}-T{t}-d{d:g}", w, x, base))
-        base += -(-n_out // 4) * n_in
+        base += -(-n_out // lanes) * n_in
     # spike inputs on the MAC configuration: fma(W, 1, acc) must equal add(acc, W)
     w = random_weights(rng, 11, 45, "specials")
     cases.append(FCCase("mac-unit-spikes", w, random_spikes(rng, 4, 45, 0.5), 0))
@@ -187,18 +186,23 @@ def test_cocotb_mac(simulator, rng):
 # ---- slow regressions ---------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("params", [SPIKE, {"lanes": 8, "max_inputs": 512},
-                                    {"lanes": 8, "lane_unit": "fma", "max_inputs": 512}],
+@pytest.mark.parametrize("params", [{"lanes": 4, "weight_depth": 8192},
+                                    {"lanes": 8, "max_inputs": 512, "weight_depth": 4096},
+                                    {"lanes": 8, "lane_unit": "fma", "max_inputs": 512,
+                                     "weight_depth": 4096}],
                          ids=["L4", "L8", "L8-fma"])
 def test_slow_large_layers(params, rng):
     require_simulator("verilator")
     mac = params.get("lane_unit") == "fma"
-    cases = []
+    lanes = params["lanes"]
     for seed_round in range(3):
-        cases += spike_suite(rng, sizes=((257, 33), (100, 61), (512, 7)))
+        cases = spike_suite(rng, sizes=((257, 33), (100, 61), (512, 7)), lanes=lanes)
+        res, info = run_cocotb_fc(params, "verilator", cases, idle=0.02, backpressure=0.05,
+                                  label="fp-slow")
+        _report(f"verilator slow {params}", res, info)
+        assert_all_exact(res)
         if mac:
-            cases += mac_suite(rng, sizes=((200, 30), (77, 17)))
-    res, info = run_cocotb_fc(params, "verilator", cases, idle=0.02, backpressure=0.05,
-                              label="fp-slow")
-    _report(f"verilator slow {params}", res, info)
-    assert_all_exact(res)
+            cases = mac_suite(rng, sizes=((200, 30), (77, 17)), lanes=lanes)
+            res, info = run_cocotb_fc(params, "verilator", cases, label="fp-slow-mac")
+            _report(f"verilator slow mac {params}", res, info)
+            assert_all_exact(res)
