@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)
     from trident.fpga.cli import add_build_parser
+    from trident.sw.federated.cli import add_fed_parser
     from trident.golden.conversion.cli import add_convert_parser
     from trident.golden.noise.cli import add_noise_train_parser
     from trident.golden.quant.cli import add_quant4_parser
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_parser(subparsers)
     add_quant4_parser(subparsers)
     add_noise_train_parser(subparsers)
+    add_fed_parser(subparsers)
     return parser
 
 

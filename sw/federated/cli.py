@@ -27,9 +27,9 @@ def add_fed_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     fed = p.add_argument_group("federation")
     fed.add_argument("--workers", type=int, default=d.workers, help="number of workers (SuperNodes)")
-    fed.add_argument("--rounds", type=int, default=d.rounds)
+    fed.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds")
     fed.add_argument("--local-epochs", type=int, default=d.local_epochs, help="epochs over its partition per round")
-    fed.add_argument("--strategy", default=d.strategy, choices=("fedavg", "fedprox"))
+    fed.add_argument("--strategy", default=d.strategy, choices=("fedavg", "fedprox"), help="server strategy")
     fed.add_argument("--mu", type=float, default=None,
                      help="FedProx proximal weight μ (default 0.01 with --strategy fedprox)")
     fed.add_argument("--partition", default=d.partition, help="iid or dirichlet:ALPHA (non-IID by label)")
@@ -53,6 +53,8 @@ def add_fed_parser(subparsers) -> argparse.ArgumentParser:
                      help="restarts of a SuperNode that died (it rejoins the federation)")
     sec.add_argument("--rejoin-delay", type=float, default=1.0, metavar="S",
                      help="seconds before a dead SuperNode is restarted")
+    sec.add_argument("--rejoin-window", type=float, default=120.0, metavar="S",
+                     help="how long a SuperNode the SuperLink refuses is retried before the worker is given up")
     sec.add_argument("--inject-fault", action="append", default=[], metavar="WORKER:KIND@ROUND",
                      help="testing: kill (SIGKILL the SuperNode mid-round, then restart it), nan, inf, shape "
                           "(corrupt update), crash (ClientApp raises), hang (no reply before the timeout)")
@@ -95,6 +97,7 @@ def run_fed(args) -> int:
         options = FedOptions(run_dir=run_dir, report=Path(args.report) if args.report else None,
                              plot=Path(args.plot) if args.plot else None, tls=args.tls, auth=args.auth,
                              faults=faults, rejoin_delay=args.rejoin_delay, max_restarts=args.max_restarts,
+                             rejoin_window=args.rejoin_window,
                              base_port=args.port, progress=not args.quiet)
         report = Federation(cfg, options).run()
     except (FederationInterrupted, KeyboardInterrupt) as exc:

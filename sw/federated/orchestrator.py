@@ -71,6 +71,7 @@ class FedOptions:
     faults: list[Fault] = field(default_factory=list)
     rejoin_delay: float = 1.0
     max_restarts: int = 3
+    rejoin_window: float = 120.0
     base_port: int | None = None
     run_timeout: float | None = None
     progress: bool = True
@@ -147,9 +148,13 @@ class Federation:
         self.events: list[dict] = []
         self.procs: ProcessSet | None = None
         self.restarts = {k: 0 for k in range(cfg.workers)}
+        self.deaths = {k: 0 for k in range(cfg.workers)}
+        self.window_start: dict[int, float] = {}
+        self.backoff: dict[int, float] = {}
         self.worker_state = {k: "running" for k in range(cfg.workers)}
         self.restart_at: dict[int, float] = {}
         self.killed_by_us: set[int] = set()
+        self.restart_announced: set[int] = set()
         self.current_node: dict[int, int] = {}
         self.node_history: dict[int, list[int]] = {}
         self.log_offset: dict[int, int] = {}
@@ -316,14 +321,23 @@ class Federation:
 
     # ------------------------------------------------------------------ supervision
     def _worker_died(self, k: int, now: float) -> None:
-        """Bookkeeping for a SuperNode that is no longer running (killed by us or not)."""
+        """Bookkeeping for a SuperNode that is no longer running (killed by us or not).
+
+        A worker that had connected and then died is restarted after ``rejoin_delay`` (at most
+        ``max_restarts`` times).  A SuperNode that exits before it connected (the SuperLink
+        refused it: e.g. a registered key whose previous session has not timed out yet, which
+        Flower detects after two missed 30 s heartbeats) is retried with a growing pause
+        (1, 2, 4, 8, 8 … s) for ``rejoin_window`` s before the worker is given up."""
         child = self.procs.children[f"worker-{k}"]
+        node = self.current_node.pop(k, None)
+        rc = child.popen.returncode
         if k in self.killed_by_us:
             self.killed_by_us.discard(k)
+        elif node is not None:
+            self._event("worker_exited", worker=k, returncode=rc)
+            self._say(f"worker {k}: SuperNode exited with code {rc}")
         else:
-            self._event("worker_exited", worker=k, returncode=child.popen.returncode)
-            self._say(f"worker {k}: SuperNode exited with code {child.popen.returncode}")
-        node = self.current_node.pop(k, None)
+            self._event("worker_refused", worker=k, returncode=rc)
         if node is not None and not self.tls:
             # A self-registered node: remove it, so the SuperLink reports it unavailable at once
             # instead of after its heartbeat expires (a registered key keeps its node id instead).
@@ -331,13 +345,27 @@ class Federation:
             self.procs.spawn(name, [str(self.bin / "flwr"), "supernode", "unregister", str(node), "local",
                                     "--format", "json"], self._path("logs", f"{name}.log"), self._home("cli"))
             self._event("node_unregistered", worker=k, node=str(node))
-        if self.restarts[k] < self.opt.max_restarts:
-            self.worker_state[k] = "restart"
-            self.restart_at[k] = now + self.opt.rejoin_delay
+        if node is not None:
+            self.deaths[k] += 1
+            self.window_start[k], self.backoff[k] = now, self.opt.rejoin_delay
+            if self.deaths[k] > self.opt.max_restarts:
+                self._give_up(k, f"--max-restarts {self.opt.max_restarts} reached")
+                return
+            pause = self.opt.rejoin_delay
         else:
-            self.worker_state[k] = "gone"
-            self._event("worker_given_up", worker=k, restarts=self.restarts[k])
-            self._say(f"worker {k}: not restarted again (--max-restarts {self.opt.max_restarts})")
+            self.window_start.setdefault(k, now)
+            if now - self.window_start[k] > self.opt.rejoin_window:
+                self._give_up(k, f"it could not connect for {self.opt.rejoin_window:g} s; see "
+                                 f"{self._path('logs', f'worker-{k}.log')}")
+                return
+            pause = self.backoff[k] = min(max(2 * self.backoff.get(k, 0.5), 1.0), 8.0)
+        self.worker_state[k] = "restart"
+        self.restart_at[k] = now + pause
+
+    def _give_up(self, k: int, why: str) -> None:
+        self.worker_state[k] = "gone"
+        self._event("worker_given_up", worker=k, restarts=self.restarts[k], reason=why)
+        self._say(f"worker {k}: given up ({why})")
 
     def _supervise(self, run_child) -> None:
         kills = {f.worker: f.round for f in self.opt.faults if f.kind == "kill"}
@@ -374,7 +402,9 @@ class Federation:
                 elif state == "restart" and now >= self.restart_at[k]:
                     self.restarts[k] += 1
                     self._start_worker(k)
-                    self._say(f"worker {k}: SuperNode restarted (rejoins the federation)")
+                    if self.deaths[k] and k not in self.restart_announced:
+                        self.restart_announced.add(k)
+                        self._say(f"worker {k}: SuperNode restarted (rejoins the federation)")
             if all(s == "gone" for s in self.worker_state.values()):
                 raise FederationError("every worker's SuperNode failed and was given up; see "
                                       f"{self._path('logs')}/worker-*.log:\n{_tail(self._path('logs', 'worker-0.log'))}")
@@ -403,6 +433,10 @@ class Federation:
             if node not in self.node_history[k]:
                 self.node_history[k].append(node)
             self._event("worker_connected", worker=k, node=str(node))
+            self.window_start.pop(k, None)
+            self.restart_announced.discard(k)
+            if self.deaths[k]:
+                self._say(f"worker {k}: reconnected as node {node}")
 
     def _server_progress(self, ev: dict) -> None:
         kind = ev.get("event")
@@ -517,14 +551,15 @@ class Federation:
             "workers": [{"worker": p["worker"], "node_ids": [str(n) for n in self.node_history.get(p["worker"], [])],
                          "port": self.node_ports[p["worker"]],
                          "samples": p["samples"], "per_class": p["per_class"],
-                         "restarts": self.restarts[p["worker"]]} for p in self.partition],
+                         "restarts": self.restarts[p["worker"]], "deaths": self.deaths[p["worker"]]}
+                        for p in self.partition],
             "deployment": {
                 "runtime": "Flower deployment runtime: flower-superlink + one flower-supernode per worker "
                            "+ flwr run (subprocess isolation)",
                 "flwr_version": flwr.__version__, "superlink": f"127.0.0.1:{self.link_port}",
                 "tls": bool(self.tls), "node_auth": self.opt.auth, "run_dir": str(self.run_dir),
                 "faults": [str(f) for f in self.opt.faults], "max_restarts": self.opt.max_restarts,
-                "rejoin_delay_s": self.opt.rejoin_delay,
+                "rejoin_delay_s": self.opt.rejoin_delay, "rejoin_window_s": self.opt.rejoin_window,
             },
             "timings": timings,
             "config": asdict(cfg),

@@ -14,6 +14,7 @@ import pytest
 from trident.verify.fp16 import vectors as V
 from trident.verify.fp16.units import build_case, run_cocotb_case, spec
 from trident.verify.pytest_fixtures import SIMULATOR_PARAMS, require_simulator
+from trident.verify.runner import selected_simulators
 
 # op -> [(spec name, constructor params, total vectors or None for the suites as is)]
 DEFAULT = {
@@ -25,15 +26,20 @@ DEFAULT = {
     "to_int": [("to_i16_rne", {}, None), ("to_i16_rtz", {}, None)],       # exhaustive
 }
 
-# other depths, back-pressure, idle cycles, tags, widths: (spec, params, idle, bp, n)
+# other depths, back-pressure, idle cycles, tags, widths: (spec, params, idle, bp, n,
+# simulators).  Icarus builds are instant; each Verilator build costs a few seconds, so
+# only some variants also run there (every depth also runs in the Amaranth tests).
+BOTH, ICARUS = ("icarus", "verilator"), ("icarus",)
 VARIANTS = [
-    ("add", dict(stages=2, backpressure=True, tag_width=5), 0.2, 0.3, 8000),
-    ("mul", dict(stages=5, backpressure=True), 0.1, 0.3, 8000),
-    ("fma", dict(stages=3, backpressure=True, tag_width=3), 0.2, 0.2, 8000),
-    ("compare", dict(stages=0, backpressure=True), 0.3, 0.3, 8000),
-    ("from_i32", dict(stages=4), 0.0, 0.0, 8000),
-    ("to_u16_rne", dict(stages=1, backpressure=True), 0.2, 0.5, 8000),
+    ("add", dict(stages=2, backpressure=True, tag_width=5), 0.2, 0.3, 8000, ICARUS),
+    ("mul", dict(stages=5, backpressure=True), 0.1, 0.3, 8000, ICARUS),
+    ("fma", dict(stages=3, backpressure=True, tag_width=3), 0.2, 0.2, 8000, BOTH),
+    ("compare", dict(stages=0, backpressure=True), 0.3, 0.3, 8000, BOTH),
+    ("from_i32", dict(stages=4), 0.0, 0.0, 8000, ICARUS),
+    ("to_u16_rne", dict(stages=1, backpressure=True), 0.2, 0.5, 8000, ICARUS),
 ]
+VARIANT_PARAMS = [pytest.param(*v[:5], sim, id=f"{v[0]}-s{v[1].get('stages')}-{sim}")
+                  for v in VARIANTS for sim in v[5] if sim in selected_simulators()]
 
 
 def _report(result, case):
@@ -56,9 +62,7 @@ def test_default(op, simulator, rng):
     assert total >= 100_000
 
 
-@pytest.mark.parametrize("simulator", SIMULATOR_PARAMS)
-@pytest.mark.parametrize("name,params,idle,backpressure,n", VARIANTS,
-                         ids=[f"{v[0]}-s{v[1].get('stages')}" for v in VARIANTS])
+@pytest.mark.parametrize("name,params,idle,backpressure,n,simulator", VARIANT_PARAMS)
 def test_variant(name, params, idle, backpressure, n, simulator, rng):
     require_simulator(simulator)
     s = spec(name, **params)
