@@ -232,8 +232,10 @@ class MultiStepNeuron(nn.Module):
         cfg = self.config
         v = torch.full_like(x_seq[0], cfg.v_rest)
         s_seq, h_seq, v_seq = [], [], []
-        for t in range(x_seq.shape[0]):
-            h = _charge(cfg, v, x_seq[t])
+        # unbind: its backward is one stack (indexing x_seq[t] would add T full-size
+        # gradient tensors, a quadratic cost in T)
+        for x in x_seq.unbind(0):
+            h = _charge(cfg, v, x)
             z = _scale(cfg, h, self.k)
             s = surrogates.spike(z - cfg.v_threshold, self.surrogate_function)
             v = _reset(cfg, z, s.detach() if cfg.detach_reset else s)
