@@ -14,6 +14,10 @@ TrainingError
     A run that cannot go on (NaN loss, incompatible checkpoint); says what to do.
 train(config, progress=True, on_step=None) -> dict
     Runs training and returns the report (also written to ``config.report`` if set).
+SequenceInputs
+    Stored samples → the ``[T, N, ...]`` sequences a network takes (encoding included).
+evaluate(backend, inputs, x, y, batch_size, seed) -> float
+    Test accuracy of a backend, with a fixed encoding of the test set.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from trident.atomic import atomic_write_text
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainingError", "train", "PRECISIONS", "DEVICES"]
+__all__ = ["TrainConfig", "TrainingError", "train", "evaluate", "SequenceInputs", "PRECISIONS", "DEVICES"]
 
 PRECISIONS = ("fp32", "fp16-hw")
 DEVICES = ("golden",)
@@ -123,7 +127,7 @@ def _make_backend(config: TrainConfig, model: SpikingNetwork):
     return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
 
 
-class _Inputs:
+class SequenceInputs:
     """Turns stored samples into the ``[T, N, ...]`` sequences the network takes."""
 
     def __init__(self, dataset, config: TrainConfig):
@@ -137,7 +141,7 @@ class _Inputs:
         return self.encode(x, self.T, generator=generator)
 
 
-def _evaluate(backend, inputs: _Inputs, x, y, batch_size: int, seed: int) -> float:
+def evaluate(backend, inputs: SequenceInputs, x, y, batch_size: int, seed: int) -> float:
     generator = torch.Generator().manual_seed(seed)  # the same encoding of the test set every time
     correct = 0
     for start in range(0, len(x), batch_size):
@@ -162,7 +166,7 @@ def train(config: TrainConfig, progress: bool = True,
     x_train, y_train = data.x_train, data.y_train
     if config.train_limit:
         x_train, y_train = x_train[:config.train_limit], y_train[:config.train_limit]
-    inputs = _Inputs(data, config)
+    inputs = SequenceInputs(data, config)
 
     torch.manual_seed(config.seed)
     model = SpikingNetwork(config.model, data.input_shape, data.n_classes, config.neuron_config())
@@ -233,7 +237,7 @@ def train(config: TrainConfig, progress: bool = True,
             if on_step:
                 on_step(global_step)
         bar.close()
-        test_acc = _evaluate(backend, inputs, data.x_test, data.y_test, 256, config.seed + 3)
+        test_acc = evaluate(backend, inputs, data.x_test, data.y_test, 256, config.seed + 3)
         history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
                         "test_accuracy": test_acc, "train_time_s": train_time})
         if progress:

@@ -30,7 +30,7 @@ import torch
 from trident.golden.data import load_dataset
 from trident.golden.network import SpikingNetwork
 from trident.golden.training import weights_sha256
-from trident.sw.runtime import _evaluate, _Inputs
+from trident.sw.runtime import SequenceInputs, evaluate
 
 from .aggregate import fedavg_exact
 from .config import FedConfig
@@ -95,7 +95,7 @@ def local_train(cfg: FedConfig, worker: int, server_round: int, global_weights: 
     index = torch.from_numpy(fed_data.parts[worker])
     x, y = data.x_train[index], data.y_train[index]
     tc = cfg.train_config()
-    inputs = _Inputs(data, tc)
+    inputs = SequenceInputs(data, tc)
     device = build_device(cfg, data)
     device.set_weights(global_weights)
     device.begin_round(mu)
@@ -126,12 +126,12 @@ class GlobalEvaluator:
     def __init__(self, cfg: FedConfig):
         self.cfg = cfg
         self.data = _load(cfg.dataset, cfg.T, cfg.seed)
-        self.inputs = _Inputs(self.data, cfg.train_config())
+        self.inputs = SequenceInputs(self.data, cfg.train_config())
         self.device = build_device(cfg, self.data)
 
     def __call__(self, weights: dict[str, np.ndarray]) -> float:
         self.device.set_weights(weights)
-        return _evaluate(self.device, self.inputs, self.data.x_test, self.data.y_test, 256, self.cfg.seed + 3)
+        return evaluate(self.device, self.inputs, self.data.x_test, self.data.y_test, 256, self.cfg.seed + 3)
 
 
 def simulate(cfg: FedConfig, participants=None, progress=None) -> dict:
