@@ -49,6 +49,16 @@ class NeuronParams:
                    v_rest=F.const(cfg.v_rest), inv_tau=inv_tau, neg_inv_tau=F.neg(inv_tau),
                    leak=leak, k=F.const(cfg.k_init if k is None else k), surrogate=surrogate)
 
+    @classmethod
+    def from_registers(cls, regs: dict) -> "NeuronParams":
+        """The inverse of :meth:`registers`: the unit configured from 16-bit register patterns."""
+        c = {n: F.from_bits(int(regs[n])).reshape(()) for n in ("v_th", "v_reset", "v_rest", "inv_tau", "leak", "k")}
+        prefix = "surrogate_"
+        surrogate = hw_surrogate.from_registers(
+            regs["surrogate"], {k[len(prefix):]: v for k, v in regs.items() if k.startswith(prefix)})
+        return cls(kind=regs["kind"], decay_input=bool(regs["decay_input"]), soft_reset=bool(regs["soft_reset"]),
+                   neg_inv_tau=F.neg(c["inv_tau"]), surrogate=surrogate, **c)
+
     @property
     def input_gain(self) -> torch.Tensor | None:
         """The factor on the gradient to the input current (``inv_tau`` or none)."""

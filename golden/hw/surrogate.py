@@ -25,7 +25,7 @@ import torch
 
 from . import fp16 as F
 
-__all__ = ["SUPPORTED", "HwSurrogate", "Rectangular", "Triangle", "SigmoidPWL", "make",
+__all__ = ["SUPPORTED", "HwSurrogate", "Rectangular", "Triangle", "SigmoidPWL", "make", "from_registers",
            "sigmoid_table", "SIGMOID_SEGMENTS", "SIGMOID_RANGE"]
 
 SUPPORTED = ("rectangular", "triangle", "sigmoid")
@@ -50,6 +50,11 @@ class HwSurrogate:
         """The constants the RTL loads, as 16-bit patterns."""
         return {"alpha": int(F.bits(self.alpha16))}
 
+    def _load(self, regs: dict) -> None:
+        """Set the constants from the 16-bit patterns of :meth:`registers`."""
+        self.alpha16 = _const_bits(regs["alpha"])
+        self.alpha = float(self.alpha16)
+
     def reference(self, x: np.ndarray) -> np.ndarray:
         """The same function in exact (float64) arithmetic with the same register constants."""
         raise NotImplementedError
@@ -71,6 +76,10 @@ class Rectangular(HwSurrogate):
     def registers(self):
         return {**super().registers(), "half_width": int(F.bits(self.half_width16))}
 
+    def _load(self, regs):
+        super()._load(regs)
+        self.half_width16 = _const_bits(regs["half_width"])
+
     def reference(self, x):
         return np.where(np.abs(x) < float(self.half_width16), float(self.alpha16), 0.0)
 
@@ -89,8 +98,16 @@ class Triangle(HwSurrogate):
     def registers(self):
         return {**super().registers(), "neg_alpha_sq": int(F.bits(self.neg_alpha_sq16))}
 
+    def _load(self, regs):
+        super()._load(regs)
+        self.neg_alpha_sq16 = _const_bits(regs["neg_alpha_sq"])
+
     def reference(self, x):
         return np.maximum(float(self.neg_alpha_sq16) * np.abs(x) + float(self.alpha16), 0.0)
+
+
+def _const_bits(pattern: int) -> torch.Tensor:
+    return F.from_bits(int(pattern)).reshape(())
 
 
 def _f(u: float) -> float:
@@ -133,6 +150,12 @@ class SigmoidPWL(HwSurrogate):
         return {**super().registers(),
                 "slope": F.bits(self.slope16).tolist(), "intercept": F.bits(self.intercept16).tolist()}
 
+    def _load(self, regs):
+        super()._load(regs)
+        self.slope16 = F.from_bits(list(regs["slope"]))
+        self.intercept16 = F.from_bits(list(regs["intercept"]))
+        self.range16 = F.const(SIGMOID_RANGE)
+
     def reference(self, x):
         u = float(self.alpha16) * np.abs(x)
         inside = u < SIGMOID_RANGE
@@ -154,3 +177,16 @@ def make(name: str, alpha: float) -> HwSurrogate:
         raise ValueError(f"surrogate {name!r} has no hardware unit; the hardware-exact mode "
                          f"supports: {', '.join(SUPPORTED)}") from None
     return cls(alpha)
+
+
+def from_registers(name: str, regs: dict) -> HwSurrogate:
+    """The unit ``name`` as the hardware sees it: constants taken from the 16-bit patterns of
+    ``regs`` (the keys of :meth:`HwSurrogate.registers`), not recomputed from ``α``."""
+    try:
+        cls = _CLASSES[name]
+    except KeyError:
+        raise ValueError(f"surrogate {name!r} has no hardware unit; the hardware-exact mode "
+                         f"supports: {', '.join(SUPPORTED)}") from None
+    unit = cls.__new__(cls)
+    unit._load(regs)
+    return unit
