@@ -9,10 +9,15 @@ core's scratchpads and start on word boundaries, and emits two programs:
 * **backward**: for the readout, then every layer top-down: BPN (not for the readout), WG, BP
   (not for the first layer); then one guarded UPDATE per weight layer.
 
+With ``cores = N > 1`` every pass is a sequence of **phases** (layers depend on each other):
+within a phase each core runs its own short program on a disjoint share of the phase's tiles,
+and the host starts all cores of a phase and waits for all of them before the next one
+(docs/descriptors.md §10).  With one core a pass is one phase holding one program.
+
 A training step (:func:`.program.train_step`): the host writes the input, runs the forward
-program, reads the logits, writes the loss gradient ``G``, runs the backward program.
-:class:`Program` is the host's map of DRAM (where to write inputs and ``G``, where to read
-logits, weights, gradients and the intermediate tensors).
+phases, reads the logits, writes the loss gradient ``G``, runs the backward phases.
+:class:`Program` is the host's map of DRAM (where the programs are, where to write inputs and
+``G``, where to read logits, weights, gradients and the intermediate tensors).
 
 Members
 -------
@@ -21,12 +26,14 @@ CompileError : ValueError
 Buffer
     One tensor in DRAM: address, row layout, reading and writing it from the host.
 Program
-    ``memory`` (the initial image), ``forward_pc``, ``backward_pc``, the buffers and the host map.
-compile(net, batch, core, steps, direct_input=False, max_tile=None, base=0) -> Program
+    ``memory`` (the initial image), the phases of both passes (``forward_phases``,
+    ``backward_phases``, ``update_phase``), the programs, the buffers and the host map.
+compile(net, batch, core, steps, direct_input=False, max_tile=None, base=0, cores=1) -> Program
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,6 +151,16 @@ class _Layer:
         return (self.out_total, *self.out_hw) if self.kind == "conv" else (self.out_total,)
 
     @property
+    def weight_shape(self) -> tuple:
+        """A weight row: ``(C, K, K)`` or ``(J,)``."""
+        return (self.in_total, self.kernel, self.kernel) if self.kind == "conv" else (self.in_total,)
+
+    @property
+    def weight_words(self) -> int:
+        """Words of the layer's weights (binary16 rows padded to whole words)."""
+        return self.out_total * _ceil(math.prod(self.weight_shape), D.HALVES_PER_WORD)
+
+    @property
     def pooled_shape(self) -> tuple:
         return (self.out_total, *self.pool_hw) if self.kind == "conv" else (self.out_total,)
 
@@ -167,7 +184,7 @@ class _Layer:
 
 @dataclass
 class Program:
-    """A compiled network: the DRAM image, the two programs and the host's map.
+    """A compiled network: the DRAM image, the programs of every core and phase, and the host's map.
 
     Members
     -------
@@ -178,9 +195,23 @@ class Program:
         The first word the program uses (words below it are zero in ``memory``).
     core : CoreParams
     steps, batch : int
-    forward_pc, backward_pc : int
-        Word addresses of the two programs.
-    forward, backward : list of Descriptor
+    cores : int
+        N, the cores the programs were compiled for.
+    forward_phases, backward_phases : list of list of (int or None)
+        The passes: per phase, per core the word address of the core's program, or None for a
+        core idle in that phase.  The host starts every core of a phase and waits for all of them
+        before it starts the next phase.  With one core each pass is ``[[pc]]``.
+    update_phase : int or None
+        Index in ``backward_phases`` of the phase of UPDATEs that the host runs only if no core
+        reported ``overflow`` in the earlier backward phases (the gradients of a core overflowed:
+        skip the step).  None with one core: its UPDATEs follow the WGs in the same program and
+        their ``guard`` bit lets the core skip them itself.
+    programs : dict of int to list of Descriptor
+        Every program in the image (ending with END), by word address.
+    forward_pc, backward_pc : int (properties)
+        The address of the forward / backward program of a one-core compilation.
+    forward, backward : list of Descriptor (properties)
+        The descriptors of a pass, phase by phase and core by core (with their ENDs).
     input, logits, grad_logits : Buffer
         Host writes ``input`` (binary16 ``[T, N, …]``, or ``[N, …]`` with direct input) and
         ``grad_logits`` (``G``, ``[N, C]``); reads ``logits`` (``[N, C]``).
@@ -199,10 +230,11 @@ class Program:
     core: D.CoreParams
     steps: int
     batch: int
-    forward_pc: int
-    backward_pc: int
-    forward: list
-    backward: list
+    cores: int
+    forward_phases: list
+    backward_phases: list
+    update_phase: int | None
+    programs: dict
     input: Buffer
     logits: Buffer
     grad_logits: Buffer
@@ -214,6 +246,31 @@ class Program:
     deltas: list[Buffer] = field(default_factory=list)
     errors: list[Buffer] = field(default_factory=list)
     loss_scale: float = 1.0
+
+    def _single(self, phases: list, name: str) -> int:
+        if len(phases) != 1 or len(phases[0]) != 1:
+            raise ValueError(f"the {name} pass was compiled for {self.cores} cores in {len(phases)} phases: "
+                             f"run {name}_phases (every core of a phase, then the next phase)")
+        return phases[0][0]
+
+    @property
+    def forward_pc(self) -> int:
+        return self._single(self.forward_phases, "forward")
+
+    @property
+    def backward_pc(self) -> int:
+        return self._single(self.backward_phases, "backward")
+
+    def _pass(self, phases: list) -> list:
+        return [d for phase in phases for pc in phase if pc is not None for d in self.programs[pc]]
+
+    @property
+    def forward(self) -> list:
+        return self._pass(self.forward_phases)
+
+    @property
+    def backward(self) -> list:
+        return self._pass(self.backward_phases)
 
     def input_words(self, x_seq: torch.Tensor) -> np.ndarray:
         """The words of :attr:`input` for ``x_seq [T, N, …]``, rounded to binary16 (the host's
@@ -325,14 +382,29 @@ def _granule(unit: int, plane: int) -> int:
     return unit // math.gcd(unit, plane)
 
 
-def _tiles(L: _Layer, what: str, total: int, granule: int, fits, cap: int | None) -> list[tuple[int, int]]:
-    """Split ``total`` into ``(lo, count)`` tiles: the largest count (a multiple of ``granule``, or
-    everything) for which ``fits(count)`` holds, and not above ``cap`` unless a granule is."""
+@dataclass(frozen=True)
+class _Split:
+    """How one opcode divides one layer: ``total`` neurons/channels (outputs, or inputs for BP)
+    in steps of ``granule`` (word alignment); a tile of ``n`` fits the scratchpads if ``fits(n)``;
+    ``cost`` is the work per neuron/channel and (t, n) row (multiply-accumulates), what the
+    split over cores balances."""
+    what: str
+    total: int
+    granule: int
+    fits: Callable[[int], bool]
+    cost: int
+
+
+def _tiles(L: _Layer, split: _Split, lo: int, hi: int, cap: int | None) -> list[tuple[int, int]]:
+    """Split ``[lo, hi)`` (``lo`` on a granule) into ``(lo, count)`` tiles: the largest count (a
+    multiple of the granule, or the whole range) that fits, and not above ``cap`` unless a
+    granule is."""
+    total, granule = hi - lo, split.granule
     candidates = [total] + list(range((total - 1) // granule * granule, 0, -granule))
     for size in candidates:
-        if (cap is None or size <= max(cap, granule)) and fits(size):
-            return [(lo, min(size, total - lo)) for lo in range(0, total, size)]
-    raise CompileError(f"{L.name}: not even {min(granule, total)} {what} fit the core's scratchpads "
+        if (cap is None or size <= max(cap, granule)) and split.fits(size):
+            return [(a, min(size, hi - a)) for a in range(lo, hi, size)]
+    raise CompileError(f"{L.name}: not even {min(granule, total)} {split.what} fit the core's scratchpads "
                        f"(tiles must be multiples of {granule} to stay word-aligned)")
 
 
@@ -341,23 +413,32 @@ def _ceil(a: int, b: int) -> int:
 
 
 class _Builder:
-    """Lays out DRAM and emits the descriptors of one network."""
+    """Plans the phases of both passes, lays out DRAM and emits the descriptors of one network.
 
-    def __init__(self, net, batch: int, core: D.CoreParams, steps: int, direct_input: bool, max_tile, base):
+    A work item is ``(opcode, layer index, *tile)``: ``(lo, count)`` for FP, BPN and BP,
+    ``(outputs, inputs)`` tiles for WG, ``(word offset, length)`` for UPDATE.
+    """
+
+    def __init__(self, net, batch: int, core: D.CoreParams, steps: int, direct_input: bool, max_tile, base,
+                 cores: int):
         self.net, self.batch, self.core, self.steps, self.max_tile = net, batch, core, steps, max_tile
+        self.cores = cores
         self.layers = _layers(net)
         for L in self.layers:
             _check_layer(L, core, steps, batch)
         self.momentum = net.momentum16 is not None
-        n_desc = self._count_descriptors()
-        self.alloc = _Allocator(base)
-        self.forward_pc = self.alloc.take(n_desc[0] * D.DESC_WORDS)
-        self.backward_pc = self.alloc.take(n_desc[1] * D.DESC_WORDS)
-        self.params = [self.alloc.take(D.PARAM_WORDS) for _ in self.layers]
-        a = self.alloc
+        a = self.alloc = _Allocator(base)
+        plan = self._plan()
+        # programs first, in pass, phase and core order (one core: forward, then backward)
+        self.phases = {name: [[a.take((len(items) + 1) * D.DESC_WORDS) if items else None for items in phase]
+                              for phase in phases] for name, phases in plan.items()}
+        self.work = {pc: items for name, phases in plan.items()
+                     for phase, pcs in zip(phases, self.phases[name]) for items, pc in zip(phase, pcs)
+                     if pc is not None}
+        self.params = [a.take(D.PARAM_WORDS) for _ in self.layers]
         self.weights, self.grads, self.moms = [], [], []
         for L in self.layers:
-            shape = (L.in_total, L.kernel, L.kernel) if L.kind == "conv" else (L.in_total,)
+            shape = L.weight_shape
             self.weights.append(a.buffer(f"W{L.index}", "half", 1, L.out_total, shape, per_sample=True))
             self.grads.append(a.buffer(f"g{L.index}", "half", 1, L.out_total, shape, per_sample=True))
             if self.momentum:
@@ -380,53 +461,107 @@ class _Builder:
                                f"the core addresses {core.dram_words}")
 
     # ---- tiling ---------------------------------------------------------------------
-    def _split(self, L, what, total, granule, fits):
-        return _tiles(L, what, total, granule, fits, self.max_tile)
-
-    def fp_tiles(self, L):
+    def fp_split(self, L) -> _Split:
         c, f = self.core, L.fields()
         if f["in_total"] * f["in_plane"] > c.max_inputs:
             raise CompileError(f"{L.name}: an input row of {f['in_total'] * f['in_plane']} elements exceeds "
                                f"the event list ({c.max_inputs})")
         gran = 2 if L.kind == "readout" else math.lcm(_granule(2, f["out_plane"]), _granule(32, f["pool_plane"]))
-        return self._split(L, "outputs", L.out_total, gran, lambda n: (
-            _ceil(n, c.lanes) * L.in_total * f["kk"] <= c.weight_depth and n * f["out_plane"] <= c.state_depth))
+        return _Split("outputs", L.out_total, gran, lambda n: (
+            _ceil(n, c.lanes) * L.in_total * f["kk"] <= c.weight_depth and n * f["out_plane"] <= c.state_depth),
+            L.in_total * f["kk"] * f["out_plane"])
 
-    def bp_tiles(self, L):
+    def bp_split(self, L) -> _Split:
         c, f = self.core, L.fields()
         if L.out_total * f["out_plane"] > c.max_inputs:
             raise CompileError(f"{L.name}: a δ row of {L.out_total * f['out_plane']} elements exceeds the "
                                f"event list ({c.max_inputs})")
         gran = math.lcm(_granule(2, f["kk"]), _granule(2, f["in_plane"]))
-        return self._split(L, "inputs", L.in_total, gran, lambda n: (
-            _ceil(n, c.lanes) * L.out_total * f["kk"] <= c.weight_depth and n * f["in_plane"] <= c.state_depth))
+        return _Split("inputs", L.in_total, gran, lambda n: (
+            _ceil(n, c.lanes) * L.out_total * f["kk"] <= c.weight_depth and n * f["in_plane"] <= c.state_depth),
+            L.out_total * f["kk"] * f["out_plane"])
 
-    def bpn_tiles(self, L):
+    def bpn_split(self, L) -> _Split:
         f = L.fields()
         gran = math.lcm(_granule(2, f["pool_plane"]), _granule(2, f["out_plane"]))
-        return self._split(L, "outputs", L.out_total, gran, lambda n: n * f["out_plane"] <= self.core.state_depth)
+        return _Split("outputs", L.out_total, gran, lambda n: n * f["out_plane"] <= self.core.state_depth,
+                      f["out_plane"])
 
-    def wg_tiles(self, L):
-        """Input tiles first (as wide as the event list and the accumulators allow with the smallest
-        output tile), then output tiles for that width."""
+    def wg_split(self, L) -> tuple[_Split, list[tuple[int, int]]]:
+        """The input tiles (as wide as the event list and the accumulators allow with the smallest
+        output tile) and the split of the outputs for that width."""
         c, f = self.core, L.fields()
         gran_in = math.lcm(_granule(2, f["kk"]), _granule(2 if L.analog else 32, f["in_plane"]))
         gran_out = _granule(2, f["out_plane"])
         smallest = _ceil(min(gran_out, L.out_total), c.lanes)
-        ins = self._split(L, "inputs", L.in_total, gran_in, lambda n: (
-            n * f["in_plane"] <= c.max_inputs and smallest * n * f["kk"] <= c.acc_depth))
+        ins = _tiles(L, _Split("inputs", L.in_total, gran_in, lambda n: (
+            n * f["in_plane"] <= c.max_inputs and smallest * n * f["kk"] <= c.acc_depth), 0), 0, L.in_total,
+            self.max_tile)
         width = ins[0][1]
-        outs = self._split(L, "outputs", L.out_total, gran_out,
-                           lambda n: _ceil(n, c.lanes) * width * f["kk"] <= c.acc_depth)
-        return [(o, i) for o in outs for i in ins]
+        outs = _Split("outputs", L.out_total, gran_out, lambda n: _ceil(n, c.lanes) * width * f["kk"] <= c.acc_depth,
+                      L.in_total * f["kk"] * f["out_plane"])
+        return outs, ins
 
-    def _count_descriptors(self):
-        fwd = sum(len(self.fp_tiles(L)) for L in self.layers) + 1
-        bwd = 1 + len(self.layers)
-        for i, L in enumerate(self.layers):
-            bwd += len(self.wg_tiles(L)) + (len(self.bp_tiles(L)) if i > 0 else 0)
-            bwd += len(self.bpn_tiles(L)) if L.kind != "readout" else 0
-        return fwd, bwd
+    # ---- phases ---------------------------------------------------------------------
+    def _shares(self, split: _Split, load: list) -> list[tuple[int, int]]:
+        """Per core a contiguous range ``[lo, hi)`` of the split (possibly empty): granules go one
+        by one to the core whose work in this phase would stay the smallest, so ops of unequal
+        size in one phase even out; ``load`` (work per core) is updated."""
+        counts = [0] * self.cores
+        for _ in range(_ceil(split.total, split.granule)):
+            k = min(range(self.cores), key=lambda k: (load[k] + (counts[k] + 1) * split.granule * split.cost, k))
+            counts[k] += 1
+        ranges, lo = [], 0
+        for k, n in enumerate(counts):
+            hi = min(lo + n * split.granule, split.total)
+            ranges.append((lo, hi))
+            load[k] += (hi - lo) * split.cost
+            lo = hi
+        return ranges
+
+    def _phase(self, jobs) -> list[list[tuple]]:
+        """Per core the work items of ``jobs`` (``(opcode, layer index)``): every op's share."""
+        load, work = [0] * self.cores, [[] for _ in range(self.cores)]
+        for op, i in jobs:
+            L = self.layers[i]
+            if op == D.Opcode.WG:
+                split, ins = self.wg_split(L)
+            else:
+                split = {D.Opcode.FP: self.fp_split, D.Opcode.BP: self.bp_split, D.Opcode.BPN: self.bpn_split}[op](L)
+            for k, (lo, hi) in enumerate(self._shares(split, load)):
+                tiles = _tiles(L, split, lo, hi, self.max_tile) if hi > lo else []
+                if op == D.Opcode.WG:
+                    work[k] += [(op, i, o, inp) for o in tiles for inp in ins]
+                else:
+                    work[k] += [(op, i, t) for t in tiles]
+        return work
+
+    def _update_phase(self) -> list[list[tuple]]:
+        """The weights of all layers as one run of words, cut into N nearly equal ranges: one
+        UPDATE per core and layer its range touches."""
+        sizes = [L.weight_words for L in self.layers]
+        starts = np.cumsum([0] + sizes)
+        cut = [starts[-1] * k // self.cores for k in range(self.cores + 1)]
+        return [[(D.Opcode.UPDATE, i, int(max(a, s) - s), int(min(b, s + n) - max(a, s)))
+                 for i, (s, n) in enumerate(zip(starts, sizes)) if max(a, s) < min(b, s + n)]
+                for a, b in zip(cut, cut[1:])]
+
+    def _plan(self) -> dict:
+        """``{"forward": phases, "backward": phases}``, a phase being per core a list of work items.
+        Forward: one phase per layer.  Backward: the readout's WG and BP; per body layer top-down
+        its BPN, then its WG and BP (BPN needs the δS that BP of the layer above wrote, BP needs
+        δI); last the UPDATEs (after every BP read its weights and every WG wrote its gradient).
+        With one core the phases of a pass are one program: the core runs them in order."""
+        O, n = D.Opcode, len(self.layers)
+        forward = [self._phase([(O.FP, i)]) for i in range(n)]
+        backward = [self._phase([(O.WG, n - 1), (O.BP, n - 1)])]
+        for i in range(n - 2, -1, -1):
+            backward += [self._phase([(O.BPN, i)]), self._phase([(O.WG, i)] + ([(O.BP, i)] if i else []))]
+        backward.append(self._update_phase())
+        if self.cores == 1:
+            return {"forward": [[sum((p[0] for p in forward), [])]],
+                    "backward": [[sum((p[0] for p in backward), [])]]}
+        return {"forward": forward, "backward": backward}
 
     # ---- descriptors ----------------------------------------------------------------
     def _desc(self, L, op, **kw):
@@ -445,58 +580,66 @@ class _Builder:
     def _input_of(self, i):
         return self.input if i == 0 else self.S[i - 1]
 
-    def forward_program(self):
-        out = []
-        for i, L in enumerate(self.layers):
-            f, W = L.fields(), self.weights[i]
-            for lo, n in self.fp_tiles(L):
-                slots = {**W.slot("a", row=lo), **self._input_of(i).slot("b")}
-                if L.kind == "readout":
-                    slots.update(self.logits.slot("c", lo, n))
-                else:
-                    slots.update(self.H[i].slot("c", lo * f["out_plane"], n * f["out_plane"]))
-                    slots.update(self.S[i].slot("d", lo * f["pool_plane"], n * f["pool_plane"]))
-                out.append(self._desc(L, D.Opcode.FP, out_lo=lo, out_cnt=n, in_cnt=L.in_total, **slots))
-        return out + [D.Descriptor(op=D.Opcode.END)]
+    def fp(self, i, tile):
+        L, (lo, n) = self.layers[i], tile
+        f = L.fields()
+        slots = {**self.weights[i].slot("a", row=lo), **self._input_of(i).slot("b")}
+        if L.kind == "readout":
+            slots.update(self.logits.slot("c", lo, n))
+        else:
+            slots.update(self.H[i].slot("c", lo * f["out_plane"], n * f["out_plane"]))
+            slots.update(self.S[i].slot("d", lo * f["pool_plane"], n * f["pool_plane"]))
+        return self._desc(L, D.Opcode.FP, out_lo=lo, out_cnt=n, in_cnt=L.in_total, **slots)
 
-    def backward_program(self):
-        out = []
-        for i in range(len(self.layers) - 1, -1, -1):
-            L, f = self.layers[i], self.layers[i].fields()
-            if L.kind == "readout":
-                delta = self.G
-            else:
-                delta = self.dI[i]
-                for lo, n in self.bpn_tiles(L):
-                    out.append(self._desc(L, D.Opcode.BPN, out_lo=lo, out_cnt=n, in_cnt=L.in_total,
-                                          **self.dS[i].slot("b", lo * f["pool_plane"], n * f["pool_plane"]),
-                                          **self.H[i].slot("c", lo * f["out_plane"], n * f["out_plane"]),
-                                          **self.dI[i].slot("d", lo * f["out_plane"], n * f["out_plane"])))
-            for (olo, on), (ilo, inn) in self.wg_tiles(L):
-                out.append(self._desc(L, D.Opcode.WG, out_lo=olo, out_cnt=on, in_lo=ilo, in_cnt=inn,
-                                      **self.grads[i].slot("a", ilo * f["kk"], inn * f["kk"], row=olo),
-                                      **self._input_of(i).slot("b", ilo * f["in_plane"], inn * f["in_plane"]),
-                                      **delta.slot("c", olo * f["out_plane"], on * f["out_plane"])))
-            if i > 0:
-                for lo, n in self.bp_tiles(L):
-                    out.append(self._desc(L, D.Opcode.BP, out_cnt=L.out_total, in_lo=lo, in_cnt=n,
-                                          **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]),
-                                          **delta.slot("b"),
-                                          **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"])))
-        for i, L in enumerate(self.layers):
-            W = self.weights[i]
-            kw = dict(op=D.Opcode.UPDATE, guard=1, param_addr=self.params[i], tag=L.index, length=W.size,
-                      a_addr=W.addr, b_addr=self.grads[i].addr)
-            if self.momentum:
-                kw.update(momentum=1, c_addr=self.moms[i].addr)
-            d = D.Descriptor(**kw)
-            assert D.validate(d, self.core) == D.ErrorCode.NONE
-            out.append(d)
-        return out + [D.Descriptor(op=D.Opcode.END)]
+    def bpn(self, i, tile):
+        L, (lo, n) = self.layers[i], tile
+        f = L.fields()
+        return self._desc(L, D.Opcode.BPN, out_lo=lo, out_cnt=n, in_cnt=L.in_total,
+                          **self.dS[i].slot("b", lo * f["pool_plane"], n * f["pool_plane"]),
+                          **self.H[i].slot("c", lo * f["out_plane"], n * f["out_plane"]),
+                          **self.dI[i].slot("d", lo * f["out_plane"], n * f["out_plane"]))
 
-    def image(self, forward, backward) -> np.ndarray:
+    def _delta(self, i):
+        return self.G if self.layers[i].kind == "readout" else self.dI[i]
+
+    def wg(self, i, outs, ins):
+        L, (olo, on), (ilo, inn) = self.layers[i], outs, ins
+        f = L.fields()
+        return self._desc(L, D.Opcode.WG, out_lo=olo, out_cnt=on, in_lo=ilo, in_cnt=inn,
+                          **self.grads[i].slot("a", ilo * f["kk"], inn * f["kk"], row=olo),
+                          **self._input_of(i).slot("b", ilo * f["in_plane"], inn * f["in_plane"]),
+                          **self._delta(i).slot("c", olo * f["out_plane"], on * f["out_plane"]))
+
+    def bp(self, i, tile):
+        L, (lo, n) = self.layers[i], tile
+        f = L.fields()
+        return self._desc(L, D.Opcode.BP, out_cnt=L.out_total, in_lo=lo, in_cnt=n,
+                          **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]), **self._delta(i).slot("b"),
+                          **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"]))
+
+    def update(self, i, offset, length):
+        """UPDATE of ``length`` words of layer ``i``'s weights from word ``offset``; ``guard`` only
+        with one core, where the WGs run in the same program (with several, the host guards)."""
+        W = self.weights[i]
+        kw = dict(op=D.Opcode.UPDATE, guard=int(self.cores == 1), param_addr=self.params[i],
+                  tag=self.layers[i].index, length=length, a_addr=W.addr + offset,
+                  b_addr=self.grads[i].addr + offset)
+        if self.momentum:
+            kw.update(momentum=1, c_addr=self.moms[i].addr + offset)
+        d = D.Descriptor(**kw)
+        assert D.validate(d, self.core) == D.ErrorCode.NONE
+        return d
+
+    def programs(self) -> dict:
+        """Every program (its descriptors, END last) by address."""
+        emit = {D.Opcode.FP: self.fp, D.Opcode.BPN: self.bpn, D.Opcode.WG: self.wg, D.Opcode.BP: self.bp,
+                D.Opcode.UPDATE: self.update}
+        return {pc: [emit[op](i, *tile) for op, i, *tile in items] + [D.Descriptor(op=D.Opcode.END)]
+                for pc, items in self.work.items()}
+
+    def image(self, programs: dict) -> np.ndarray:
         mem = np.zeros(self.alloc.top, dtype=np.uint32)
-        for pc, prog in ((self.forward_pc, forward), (self.backward_pc, backward)):
+        for pc, prog in programs.items():
             for k, d in enumerate(prog):
                 mem[pc + k * D.DESC_WORDS:pc + (k + 1) * D.DESC_WORDS] = D.pack(d)
         net = self.net
@@ -510,8 +653,8 @@ class _Builder:
 
 
 def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8,
-            direct_input: bool = False, max_tile: int | None = None, base: int = 0) -> Program:
-    """Compile ``net`` for a batch of ``batch`` samples of ``steps`` time steps.
+            direct_input: bool = False, max_tile: int | None = None, base: int = 0, cores: int = 1) -> Program:
+    """Compile ``net`` for a batch of ``batch`` samples of ``steps`` time steps on ``cores`` cores.
 
     Parameters
     ----------
@@ -520,15 +663,19 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
     batch, steps : int
         N and T.
     core : CoreParams
-        The core to run on; every limit is checked here (:class:`CompileError`).
+        The core to run on (every core of the device is one of these); every limit is checked
+        here (:class:`CompileError`).
     direct_input : bool
         The input is the same at every step (direct encoding): it is stored once per sample and
         FP computes the first layer's currents once.
     max_tile : int, optional
         Cap on the neurons/channels of a tile (rounded up to the alignment granule): smaller
-        tiles than the scratchpads need, e.g. to spread a layer over several cores.
+        tiles than the scratchpads need.
     base : int
         First DRAM word the program may use (the image is ``memory[base:]``).
+    cores : int
+        Cores sharing the DRAM: every op of a layer is split over them (docs/descriptors.md §10);
+        the results are bit-identical for every N.
 
     Returns
     -------
@@ -539,10 +686,13 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
     if not 1 <= steps <= core.max_steps or not 1 <= batch <= core.max_batch:
         raise CompileError(f"T = {steps}, N = {batch}: the core supports T ≤ {core.max_steps}, "
                            f"N ≤ {core.max_batch}")
-    b = _Builder(net, batch, core, steps, direct_input, max_tile, base)
-    forward, backward = b.forward_program(), b.backward_program()
-    return Program(memory=b.image(forward, backward), base=base, core=core, steps=steps, batch=batch,
-                   forward_pc=b.forward_pc, backward_pc=b.backward_pc, forward=forward, backward=backward,
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise CompileError(f"cores = {cores!r}: give the number of cores of the device, an int ≥ 1")
+    b = _Builder(net, batch, core, steps, direct_input, max_tile, base, cores)
+    programs = b.programs()
+    return Program(memory=b.image(programs), base=base, core=core, steps=steps, batch=batch, cores=cores,
+                   forward_phases=b.phases["forward"], backward_phases=b.phases["backward"],
+                   update_phase=None if cores == 1 else len(b.phases["backward"]) - 1, programs=programs,
                    input=b.input, logits=b.logits, grad_logits=b.G, weights=b.weights, grads=b.grads,
                    momentum=b.moms, potentials=b.H, spikes=b.S, deltas=b.dI, errors=b.dS,
                    loss_scale=net.loss_scale)

@@ -8,17 +8,27 @@ operand is sliced out of the word array, unpacked, handed to the hardware-exact 
 results are packed back.  The words read and written per descriptor follow the counting model
 of docs/descriptors.md §7, which the RTL's counters match.
 
+A pass compiled for several cores is a sequence of phases (:func:`run_phases`): the host starts
+every core of a phase and waits for all of them.  The golden model runs the cores of a phase one
+after the other; their results cannot depend on that order because no core of a phase writes a
+word that another core of the phase reads or writes, which :func:`run_phases` checks.
+
 Members
 -------
 Counter
-    ``(pc, op, tag, read, written)`` of one executed descriptor.
+    ``(pc, op, tag, read, written, core, phase)`` of one executed descriptor.
 Status
-    ``done``, ``error`` (:class:`~.descriptors.ErrorCode`), ``error_pc``, ``overflow`` (a WG wrote
-    a non-finite gradient), ``counters``; ``words_read``, ``words_written`` (totals).
+    ``done``, ``error`` (:class:`~.descriptors.ErrorCode`), ``error_pc``, ``error_core``,
+    ``overflow`` (a WG wrote a non-finite gradient), ``counters``; ``words_read``,
+    ``words_written`` (totals), ``by_opcode()``, ``by_core()``.
+PhaseConflict : RuntimeError
+    Two cores of a phase touched the same word, one of them writing it (a compiler bug).
 run(memory, pc, core) -> Status
     Execute the program at word address ``pc`` on ``memory`` (``numpy.uint32``, modified in place).
-train_step(program, memory, x_seq, labels) -> (loss, logits, Status)
-    Host side of one training step around a compiled program (:mod:`.compiler`).
+run_phases(memory, phases, core, update_phase=None) -> Status
+    Execute a pass: phase by phase, every core's program of the phase.
+train_step(program, memory, x_seq, labels) -> (loss, logits, (Status, Status))
+    Host side of one training step around a compiled program (:mod:`.compiler`), any number of cores.
 """
 from __future__ import annotations
 
@@ -37,16 +47,20 @@ from . import neuron as N
 from .network import host_loss_grad
 from .update import sgd_update
 
-__all__ = ["Counter", "Status", "run", "train_step"]
+__all__ = ["Counter", "Status", "PhaseConflict", "run", "run_phases", "train_step"]
+
 
 @dataclass
 class Counter:
-    """DRAM words one descriptor read and wrote (docs/descriptors.md §7)."""
+    """DRAM words one descriptor read and wrote (docs/descriptors.md §7), on core ``core`` in
+    phase ``phase`` of its pass (0 for a lone program)."""
     pc: int
     op: D.Opcode
     tag: int
     read: int = 0
     written: int = 0
+    core: int = 0
+    phase: int = 0
 
 
 @dataclass
@@ -61,16 +75,20 @@ class Status:
         ``NONE`` after END.
     error_pc : int
         Address of the failing descriptor (0 without error).
+    error_core : int
+        The core that ran it (0 without error).
     overflow : bool
-        A WG of this program wrote ±inf or NaN (UPDATE with ``guard`` was skipped).
+        A WG of this program (of this pass, on any core) wrote ±inf or NaN: the UPDATEs were
+        skipped.
     counters : list of Counter
-        One per fetched descriptor, the failing one included.
+        One per fetched descriptor, the failing one included, in execution order.
     words_read, words_written : int (properties)
-        Totals; ``by_opcode()`` splits them per opcode.
+        Totals; ``by_opcode()`` splits them per opcode, ``by_core()`` per core.
     """
     done: bool = False
     error: D.ErrorCode = D.ErrorCode.NONE
     error_pc: int = 0
+    error_core: int = 0
     overflow: bool = False
     counters: list[Counter] = field(default_factory=list)
 
@@ -91,6 +109,20 @@ class Status:
             out[name] = (r + c.read, w + c.written)
         return out
 
+    def by_core(self) -> dict:
+        """``{core: (words read, words written)}`` summed over the counters (the per-core DRAM
+        counters of the device)."""
+        out = {}
+        for c in self.counters:
+            r, w = out.get(c.core, (0, 0))
+            out[c.core] = (r + c.read, w + c.written)
+        return dict(sorted(out.items()))
+
+
+class PhaseConflict(RuntimeError):
+    """Two cores of one phase touched the same DRAM word and at least one of them wrote it: the
+    result would depend on the order (or timing) of the cores."""
+
 
 def _const(pattern: int) -> torch.Tensor:
     """A register constant (0-dim binary16) from its 16-bit pattern."""
@@ -100,7 +132,7 @@ def _const(pattern: int) -> torch.Tensor:
 class _Machine:
     """One program run: the memory, the descriptor being executed and its counter."""
 
-    def __init__(self, memory: np.ndarray, core: D.CoreParams):
+    def __init__(self, memory: np.ndarray, core: D.CoreParams, track: bool = False):
         if memory.dtype != np.uint32 or memory.ndim != 1:
             raise TypeError("memory must be a 1-D numpy.uint32 word array")
         self.mem = memory
@@ -108,6 +140,12 @@ class _Machine:
         self.overflow = False
         self.d = None            # the descriptor being executed
         self.counter = None      # and its traffic counter
+        # word addresses of the data read and written (tensors, weights); None: not tracked
+        self.touched = {"read": [], "written": []} if track else None
+
+    def _touch(self, how: str, idx: np.ndarray) -> None:
+        if self.touched is not None:
+            self.touched[how].append(np.asarray(idx).reshape(-1))
 
     # ---- operands -------------------------------------------------------------------
     def _index(self, slot: str) -> np.ndarray:
@@ -124,6 +162,7 @@ class _Machine:
         """A slot as bool spikes or binary16, ``[rows, count]`` or ``[T, N, count]``."""
         idx = self._index(slot)
         self.counter.read += idx.size
+        self._touch("read", idx)
         flat = self.mem[idx.reshape(-1, idx.shape[-1])]
         data = D.unpack_spikes(flat, count) if kind == "spikes" else D.unpack_half(flat, count)
         return torch.from_numpy(np.ascontiguousarray(data)).reshape(*idx.shape[:-1], count)
@@ -132,6 +171,7 @@ class _Machine:
         """Pack ``values`` (bool or binary16, leading dims as the slot's rows) into the slot."""
         idx = self._index(slot)
         self.counter.written += idx.size
+        self._touch("written", idx)
         rows = values.reshape(-1, values.shape[-1]).numpy()
         words = idx.shape[-1]
         packed = D.pack_spikes(rows, words) if values.dtype == torch.bool else D.pack_half(rows, words)
@@ -231,10 +271,12 @@ class _Machine:
         self.write("a", g.reshape(d.out_cnt, -1))
 
     def _halves(self, addr: int) -> torch.Tensor:
+        self._touch("read", np.arange(addr, addr + self.d.length))
         words = self.mem[addr:addr + self.d.length][None]
         return torch.from_numpy(D.unpack_half(words, 2 * self.d.length)[0].copy())
 
     def _store(self, addr: int, values: torch.Tensor) -> None:
+        self._touch("written", np.arange(addr, addr + self.d.length))
         self.mem[addr:addr + self.d.length] = D.pack_half(values.numpy()[None], self.d.length)[0]
 
     def update(self):
@@ -272,10 +314,14 @@ def run(memory: np.ndarray, pc: int, core: D.CoreParams, max_descriptors: int = 
     -------
     Status
     """
-    m = _Machine(memory, core)
+    return _execute(_Machine(memory, core), pc, max_descriptors)
+
+
+def _execute(m: _Machine, pc: int, max_descriptors: int = 1 << 20) -> Status:
     status = Status()
     ops = {D.Opcode.FP: m.fp, D.Opcode.BP: m.bp, D.Opcode.BPN: m.bpn, D.Opcode.WG: m.wg,
            D.Opcode.UPDATE: m.update}
+    memory = m.mem
     for _ in range(max_descriptors):
         if pc < 0 or pc + D.DESC_WORDS > m.core.dram_words:
             status.error, status.error_pc = D.ErrorCode.PC_RANGE, pc
@@ -299,16 +345,88 @@ def run(memory: np.ndarray, pc: int, core: D.CoreParams, max_descriptors: int = 
     return status
 
 
+def _check_disjoint(phase: int, touched: dict) -> None:
+    """``touched``: per core ``{"read": words, "written": words}``.  No word written by one core
+    may be read or written by another core of the same phase."""
+    sets = {c: {how: np.unique(np.concatenate(idx)) if idx else np.empty(0, np.int64) for how, idx in t.items()}
+            for c, t in touched.items()}
+    for a in sets:
+        for b in sets:
+            if a == b:
+                continue
+            for how in ("written", "read") if a < b else ("read",):
+                both = np.intersect1d(sets[a]["written"], sets[b][how])
+                if both.size:
+                    raise PhaseConflict(f"phase {phase}: core {a} writes word {int(both[0])} that core {b} "
+                                        f"{'also writes' if how == 'written' else 'reads'} "
+                                        f"({both.size} such words): the cores' programs overlap")
+
+
+def run_phases(memory: np.ndarray, phases: list, core: D.CoreParams, update_phase: int | None = None) -> Status:
+    """Execute a pass of a program compiled for several cores, as the host does: phase after
+    phase, every core of a phase started, all of them waited for.
+
+    Parameters
+    ----------
+    memory : numpy.ndarray of uint32
+        The shared DRAM, modified in place.
+    phases : list of list of (int or None)
+        Per phase, per core the address of the core's program, None for an idle core
+        (``Program.forward_phases`` / ``backward_phases``).
+    core : CoreParams
+        Every core's parameters.
+    update_phase : int, optional
+        This phase runs only if no core reported ``overflow`` in the earlier phases
+        (``Program.update_phase``: the host's guard of the UPDATEs).
+
+    Returns
+    -------
+    Status
+        The pass: the counters of every core (with ``core`` and ``phase``), the first error (the
+        pass stops after the phase in which a core stopped with an error), overflow of any core.
+
+    Raises
+    ------
+    PhaseConflict
+        Two cores of a phase touched a word that one of them writes (the model check that makes
+        running them one after another equivalent to running them concurrently).
+    """
+    total = Status()
+    for k, phase in enumerate(phases):
+        if k == update_phase and total.overflow:
+            break
+        track = sum(pc is not None for pc in phase) > 1
+        touched = {}
+        for c, pc in enumerate(phase):
+            if pc is None:
+                continue
+            m = _Machine(memory, core, track=track)
+            st = _execute(m, pc)
+            touched[c] = m.touched
+            for counter in st.counters:
+                counter.core, counter.phase = c, k
+            total.counters += st.counters
+            total.overflow |= st.overflow
+            if st.error != D.ErrorCode.NONE and total.error == D.ErrorCode.NONE:
+                total.error, total.error_pc, total.error_core = st.error, st.error_pc, c
+        if track:
+            _check_disjoint(k, touched)
+        if total.error != D.ErrorCode.NONE:
+            break
+    total.done = True
+    return total
+
+
 def _check(status: Status, what: str) -> Status:
     if status.error != D.ErrorCode.NONE:
-        raise RuntimeError(f"{what} program stopped at descriptor {status.error_pc}: "
+        raise RuntimeError(f"{what} program of core {status.error_core} stopped at descriptor {status.error_pc}: "
                            f"{status.error.name} ({status.error.message})")
     return status
 
 
 def train_step(program, memory: np.ndarray, x_seq: torch.Tensor, labels) -> tuple[float, torch.Tensor, tuple]:
-    """One training step on the golden device: the host's part (numerics.md §7) around the two
-    compiled programs.
+    """One training step on the golden device: the host's part (numerics.md §7) around the
+    compiled phases (one program per pass with one core).
 
     Parameters
     ----------
@@ -324,20 +442,22 @@ def train_step(program, memory: np.ndarray, x_seq: torch.Tensor, labels) -> tupl
     logits : torch.Tensor
         ``[N, C]`` float32 (exact from binary16).
     statuses : (Status, Status)
-        Forward and backward program (``statuses[1].overflow``: the update was skipped).
+        Forward and backward pass (``statuses[1].overflow``: the update was skipped;
+        ``by_core()``: each core's DRAM words).
     """
     program.write_input(memory, x_seq)
-    fwd = _check(run(memory, program.forward_pc, program.core), "forward")
+    fwd = _check(run_phases(memory, program.forward_phases, program.core), "forward")
     logits16 = program.read_logits(memory)
     loss, g16 = host_loss_grad(logits16, torch.as_tensor(labels, dtype=torch.long), program.loss_scale)
     program.write_loss_grad(memory, g16)
-    bwd = _check(run(memory, program.backward_pc, program.core), "backward")
+    bwd = _check(run_phases(memory, program.backward_phases, program.core, program.update_phase), "backward")
     return loss, logits16.float(), (fwd, bwd)
 
 
 def _main(argv=None) -> None:
-    """``python -m trident.golden.hw.program``: DRAM words of one training step per opcode, for a
-    network of random weights and inputs (the counts depend on the shapes only)."""
+    """``python -m trident.golden.hw.program``: DRAM words of one training step per opcode (and
+    per core with ``--cores``), for a network of random weights and inputs (the counts depend on
+    the shapes only)."""
     import argparse
 
     from ..network import SpikingNetwork
@@ -353,26 +473,36 @@ def _main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--direct", action="store_true", help="input stored once per sample (direct encoding)")
     ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--cores", type=int, default=1, help="cores the layers are split over (phases)")
     args = ap.parse_args(argv)
+    if args.cores < 1:
+        ap.error(f"--cores {args.cores}: give the number of cores, at least 1")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     shape = tuple(int(s) for s in args.input.split(","))
     model = SpikingNetwork(args.arch, shape, args.classes, NeuronConfig(detach_reset=True))
     net = HwExactNetwork.from_float(model, lr=0.1, momentum=args.momentum)
-    prog = compile_network(net, args.batch, D.CoreParams(), steps=args.steps, direct_input=args.direct)
+    prog = compile_network(net, args.batch, D.CoreParams(), steps=args.steps, direct_input=args.direct,
+                           cores=args.cores)
     x = torch.rand(args.steps, args.batch, *shape)
     if args.direct:
         x = x[:1].expand_as(x)
     mem = prog.memory.copy()
     _, _, statuses = train_step(prog, mem, x, torch.randint(0, args.classes, (args.batch,)))
-    print(f"{args.arch} {shape} T={args.steps} N={args.batch} direct={args.direct}: "
-          f"{len(prog.forward)} + {len(prog.backward)} descriptors, image {prog.memory.size} words")
-    total = [0, 0]
+    print(f"{args.arch} {shape} T={args.steps} N={args.batch} direct={args.direct} cores={args.cores}: "
+          f"{len(prog.forward)} + {len(prog.backward)} descriptors in {len(prog.forward_phases)} + "
+          f"{len(prog.backward_phases)} phases, image {prog.memory.size} words")
+    total, cores = [0, 0], {}
     for name, st in zip(("forward", "backward"), statuses):
         for op, (r, w) in st.by_opcode().items():
             print(f"  {name:8s} {op:6s} read {r:9d} written {w:9d} words")
             total[0] += r
             total[1] += w
+        for c, (r, w) in st.by_core().items():
+            cores[c] = (cores.get(c, (0, 0))[0] + r, cores.get(c, (0, 0))[1] + w)
+    if args.cores > 1:
+        for c, (r, w) in cores.items():
+            print(f"  core {c:3d}          read {r:9d} written {w:9d} words")
     print(f"  total: read {total[0]} written {total[1]} words = {4 * sum(total)} bytes")
 
 
