@@ -8,8 +8,11 @@ EventCompressor   dense input words -> ascending list of active indices, one per
 FPEngine          forward currents of a fully connected layer, spike and MAC mode
 ConvEngine        forward currents of a 2D convolution, spike and MAC mode
 WGEngine          weight gradient of an FC tile in an exact fixed-point accumulator
+BPEngine          BP of a fully connected layer (transposed product, need mask)
+ConvBPEngine      BP of a 2D convolution (transposed convolution, need mask)
 """
 
+from .bp import BPEngine, ConvBPEngine, bp_config_layout
 from .compress import EventCompressor, event_layout
 from .conv import ConvEngine, conv_config_layout, conv_current_layout
 from .fp import FPEngine, current_layout, layer_config_layout, weight_write_layout
@@ -17,4 +20,5 @@ from .wg import WGEngine, grad_layout, wg_config_layout
 
 __all__ = ["EventCompressor", "event_layout", "FPEngine", "layer_config_layout",
            "weight_write_layout", "current_layout", "ConvEngine", "conv_config_layout",
-           "conv_current_layout", "WGEngine", "wg_config_layout", "grad_layout"]
+           "conv_current_layout", "WGEngine", "wg_config_layout", "grad_layout",
+           "BPEngine", "ConvBPEngine", "bp_config_layout"]

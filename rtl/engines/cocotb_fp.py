@@ -3,7 +3,7 @@ ConvEngine and WGEngine share it.
 
 Loads the stimulus written by :func:`trident.rtl.engines.harness.run_cocotb_fc`, plays the
 cases back to back (weights, descriptor, input words and — for the WG engine — delta
-words; random idle input cycles and back-pressure on the output if asked), and writes
+words, for the BP engine need words; random idle input cycles and back-pressure on the output if asked), and writes
 every output word (``currents`` or ``grads``), the counters and the wall time of each case
 to a JSON file.  No arithmetic happens here: the comparison
 with the golden is done on the pytest side.
@@ -39,7 +39,9 @@ async def fp_engine_cases(dut):
     configs = words_to_ints(arrays["config"])
     off_w, off_i, off_o, off_d = (arrays[f"off_{k}"].tolist() for k in "wiod")
     has_weights = hasattr(dut, "weights__valid")
-    has_deltas = hasattr(dut, "deltas__valid")
+    # the second input stream: deltas (WG engine) or need words (BP engine)
+    aux = "deltas" if hasattr(dut, "deltas__valid") else "need"
+    has_deltas = hasattr(dut, f"{aux}__valid")
     out = "grads" if hasattr(dut, "grads__valid") else "currents"
     limits = arrays["limit"].tolist()
     idle = env_float("TRIDENT_IDLE")
@@ -47,8 +49,8 @@ async def fp_engine_cases(dut):
     rng = random.Random(random.getrandbits(64))
 
     clk = start_clock(dut)
-    for name in ("weights__valid", "deltas__valid", "cmd__valid", "inputs__valid",
-                 "cnt_clear"):
+    for name in ("weights__valid", "deltas__valid", "need__valid", "cmd__valid",
+                 "inputs__valid", "cnt_clear"):
         if hasattr(dut, name):
             getattr(dut, name).value = 0
     getattr(dut, f"{out}__ready").value = 1
@@ -84,6 +86,9 @@ async def fp_engine_cases(dut):
         outs, sent, dsent, cycles = [], 0, 0, 0
         in_valid, in_ready = dut.inputs__valid, dut.inputs__ready
         in_payload = dut.inputs__payload
+        if has_deltas:
+            aux_valid, aux_ready, aux_payload = (getattr(dut, f"{aux}__{k}")
+                                                 for k in ("valid", "ready", "payload"))
         o_valid = getattr(dut, f"{out}__valid")
         o_ready = getattr(dut, f"{out}__ready")
         o_payload = getattr(dut, f"{out}__payload")
@@ -100,12 +105,12 @@ async def fp_engine_cases(dut):
                 in_valid.value = 0
             if has_deltas:
                 if dsent < len(dwords) and not (idle and rng.random() < idle):
-                    dut.deltas__payload.value = dwords[dsent]
-                    dut.deltas__valid.value = 1
-                    if int(dut.deltas__ready.value):
+                    aux_payload.value = dwords[dsent]
+                    aux_valid.value = 1
+                    if int(aux_ready.value):
                         dsent += 1
                 else:
-                    dut.deltas__valid.value = 0
+                    aux_valid.value = 0
             take = not (backpressure and rng.random() < backpressure)
             o_ready.value = int(take)
             if take and int(o_valid.value):
@@ -119,7 +124,7 @@ async def fp_engine_cases(dut):
                 break
         in_valid.value = 0
         if has_deltas:
-            dut.deltas__valid.value = 0
+            aux_valid.value = 0
         o_ready.value = 1
         counters = {"busy": int(dut.cnt_busy.value), "events": int(dut.cnt_events.value),
                     "ops": int(dut.cnt_ops.value), "skipped": int(dut.cnt_skipped.value)}

@@ -29,7 +29,7 @@ POS_ZERO = 0x0000
 
 
 def conv_config_layout(max_width, max_height, max_channels, max_kernel, max_stride,
-                       weight_depth, acc_depth, max_steps, mac_support):
+                       weight_depth, acc_depth, max_steps, mac_support, need_support=False):
     """The conv layer descriptor accepted on ``cmd`` (fields LSB first).
 
     Geometry: ``in_w``, ``in_h``, ``in_c`` (input W, H, C), ``kernel`` K, ``stride_log2``
@@ -38,7 +38,8 @@ def conv_config_layout(max_width, max_height, max_channels, max_kernel, max_stri
     ``n_steps``; addressing, precomputed by the host (no multipliers in hardware):
     ``w_base``, ``w_kk`` = K², ``w_gstride`` = C·K² (words per group), ``acc_gstride`` =
     Ho·2^out_xbits, ``n_inputs`` = C·H·W (for the skip counter); and with MAC support
-    ``mac``.
+    ``mac``; with need support (the BP engine, :class:`~.bp.ConvBPEngine`) ``need``
+    instead (the geometry fields then describe the transposed convolution, see there).
     """
     fields = {
         "in_w": _bits_for(max_width),
@@ -58,7 +59,9 @@ def conv_config_layout(max_width, max_height, max_channels, max_kernel, max_stri
         "acc_gstride": _bits_for(acc_depth),
         "n_inputs": _bits_for(max_width * max_height * max_channels),
     }
-    if mac_support:
+    if need_support:
+        fields["need"] = 1
+    elif mac_support:
         fields["mac"] = 1
     return data.StructLayout(fields)
 
@@ -175,12 +178,12 @@ class ConvEngine(wiring.Component):
         self.config_layout = conv_config_layout(
             self.max_width, self.max_height, self.max_channels, self.max_kernel,
             self.max_stride, self.weight_depth, self.acc_depth, self.max_steps,
-            self.mac_support)
+            self.mac_support, self.transposed)
         from .fp import weight_write_layout
         self.write_layout = weight_write_layout(self.lanes, self.weight_depth)
         self.out_layout = conv_current_layout(self.lanes, self.max_width, self.max_height,
                                               self.acc_depth, self.max_steps)
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(self.config_layout)),
             "weights": In(stream.Signature(self.write_layout)),
             "inputs": In(stream.Signature(self.word_bits)),
@@ -191,7 +194,15 @@ class ConvEngine(wiring.Component):
             "cnt_events": Out(self.counter_width),
             "cnt_ops": Out(self.counter_width),
             "cnt_skipped": Out(self.counter_width),
-        })
+        }
+        if self.transposed:
+            members["need"] = In(stream.Signature(self.lanes))
+        super().__init__(members)
+
+    transposed = False
+    """The transposed convolution of the BP engine (:class:`~.bp.ConvBPEngine`): analog
+    inputs only (``δI``), the footprint turned around, and a ``need`` mask on the
+    read-out."""
 
     def elaborate(self, platform):
         m = Module()
@@ -212,7 +223,12 @@ class ConvEngine(wiring.Component):
         start = self.cmd.valid & self.cmd.ready
         with m.If(start):
             m.d.sync += cfg.eq(self.cmd.payload)
-        mac = cfg.mac if mac_support else Const(0, 1)
+        if self.transposed:
+            mac, cmd_mac = Const(1, 1), Const(1, 1)
+        elif mac_support:
+            mac, cmd_mac = cfg.mac, self.cmd.payload.mac
+        else:
+            mac, cmd_mac = Const(0, 1), Const(0, 1)
         sl = cfg.stride_log2
 
         # ---- memories -----------------------------------------------------------------
@@ -240,7 +256,7 @@ class ConvEngine(wiring.Component):
             comp.n_in.eq(self.cmd.payload.in_w),           # sampled on restart
             comp.rows.eq(self.cmd.payload.in_h),
             comp.planes.eq(self.cmd.payload.in_c),
-            comp.mac.eq(self.cmd.payload.mac if mac_support else 0),
+            comp.mac.eq(cmd_mac),
             comp.restart.eq(start),
             comp.i.payload.eq(self.inputs.payload),
             comp.i.valid.eq(self.inputs.valid & running & (c_steps != cfg.n_steps)),
@@ -291,14 +307,21 @@ class ConvEngine(wiring.Component):
         lim_x = Signal(xb + 4)
         low_mask = Signal(3)
         k_used = Signal(KM)
-        m.d.sync += [lim_y.eq(cfg.out_h << sl), lim_x.eq(cfg.out_w << sl),
+        # (transposed: the output position itself is compared, unscaled)
+        scale = 0 if self.transposed else sl
+        m.d.sync += [lim_y.eq(cfg.out_h << scale), lim_x.eq(cfg.out_w << scale),
                      low_mask.eq(Mux(sl == 0, 0, Mux(sl == 1, 1, Mux(sl == 2, 3, 7)))),
                      k_used.eq(Cat(*(k < cfg.kernel for k in range(KM))))]
 
         def footprint(pos, k, limit, name):
             """(valid, out) for input position ``pos`` and kernel offset ``k``:
-            ``t = pos + p − k`` must be ≥ 0, a multiple of the stride and ``< limit·s``."""
+            ``t = pos + p − k`` must be ≥ 0, a multiple of the stride and ``< limit·s``
+            (output ``t/s``); transposed, ``t = pos·s − p + k`` must be ≥ 0 and
+            ``< limit`` (output ``t``)."""
             t = Signal(signed(max(yb, xb) + 5), name=f"{name}{k}")
+            if self.transposed:
+                m.d.comb += t.eq((pos << sl) - cfg.pad + k)
+                return (t >= 0) & (t < limit) & k_used[k], t.as_unsigned()
             m.d.comb += t.eq(pos + cfg.pad - k)
             low = t.as_unsigned()[:3] & low_mask
             out = (t.as_unsigned() >> sl)
@@ -414,10 +437,23 @@ class ConvEngine(wiring.Component):
         ofifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.out_depth)
         m.submodules.ofifo = ofifo
         ro_pending = Signal(range(4))       # read-out reads not yet in the FIFO
+        # need mask (BP): one L-bit word per read-out word, in read-out order
+        if self.transposed:
+            nfifo = fifo.SyncFIFO(width=L, depth=4)
+            m.submodules.nfifo = nfifo
+            m.d.comb += [nfifo.w_data.eq(self.need.payload),
+                         nfifo.w_en.eq(self.need.valid & running & cfg.need),
+                         self.need.ready.eq(nfifo.w_rdy & running & cfg.need),
+                         nfifo.r_en.eq(ro_issue & cfg.need)]
+            need_ok = ~cfg.need | nfifo.r_rdy
+            ro_need = Mux(cfg.need, nfifo.r_data, (1 << L) - 1)
+        else:
+            need_ok, ro_need = Const(1, 1), Const((1 << L) - 1, L)
         m.d.comb += [
             drained.eq((in_flight == 0) & ~cand_valid & ~busy_ev),
             readout.eq(e1_valid & e1_end & drained),
-            ro_issue.eq(readout & ~ro_done & (ofifo.level + ro_pending < self.out_depth)),
+            ro_issue.eq(readout & ~ro_done & need_ok
+                        & (ofifo.level + ro_pending < self.out_depth)),
         ]
         ro_last = ((ro_x == cfg.out_w - 1) & (ro_y == cfg.out_h - 1)
                    & (ro_g == cfg.n_groups - 1))
@@ -443,11 +479,12 @@ class ConvEngine(wiring.Component):
             wrd.addr.eq(cand_w), wrd.en.eq(1),
         ]
         meta_layout = data.StructLayout({"op": 1, "ro": 1, "addr": cw_, "value": 16,
-                                         "x": xb, "y": yb, "g": gbits, "step": sbits})
+                                         "x": xb, "y": yb, "g": gbits, "step": sbits,
+                                         "need": L})
         u1 = Signal(meta_layout)
         m.d.comb += [u1.op.eq(issue), u1.ro.eq(ro_issue), u1.addr.eq(cand_acc),
                      u1.value.eq(cand_value), u1.x.eq(ro_x), u1.y.eq(ro_y), u1.g.eq(ro_g),
-                     u1.step.eq(t_cur)]
+                     u1.step.eq(t_cur), u1.need.eq(ro_need)]
         u2 = Signal(meta_layout)
         u3 = Signal(meta_layout)
         u3_acc = Signal(data.ArrayLayout(Float16, L))
@@ -482,7 +519,9 @@ class ConvEngine(wiring.Component):
 
         # read-out words into the FIFO
         word = Signal(self.out_layout)
-        m.d.comb += [word.value.eq(u3_acc), word.x.eq(u3.x), word.y.eq(u3.y),
+        for lane in range(L):               # outputs not needed are +0 (BP contract)
+            m.d.comb += word.value[lane].eq(Mux(u3.need[lane], u3_acc[lane], POS_ZERO))
+        m.d.comb += [word.x.eq(u3.x), word.y.eq(u3.y),
                      word.group.eq(u3.g), word.step.eq(u3.step),
                      ofifo.w_data.eq(word), ofifo.w_en.eq(u3.ro)]
         m.d.sync += ro_pending.eq(ro_pending + ro_issue - u3.ro)

@@ -13,7 +13,9 @@ when the next weight of ``g`` enters it, so no accumulator register file is need
 lanes start a new operation every cycle.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,6 +75,18 @@ def current_layout(lanes, weight_depth, max_steps):
     return data.StructLayout({"value": data.ArrayLayout(Float16, lanes),
                               "group": _bits_for(weight_depth),
                               "step": _bits_for(max_steps)})
+
+
+@dataclass
+class _Blocks:
+    """What the issuer needs from a block source (see :meth:`FPEngine._blocks`)."""
+    ready: Value
+    last: Value
+    slots: Value
+    slot_valid: Value
+    slot_group: Value
+    slot_base: Value
+    skipped: Value
 
 
 class FPEngine(wiring.Component):
@@ -168,15 +182,14 @@ class FPEngine(wiring.Component):
         if self.out_depth < self.P:
             raise ValueError(f"out_depth must be at least P = {self.P}")
         self.counter_width = int(counter_width)
-        self.config_layout = layer_config_layout(self.max_inputs, self.weight_depth,
-                                                 self.max_steps, self.mac_support)
+        self.config_layout = self._make_config_layout()
         self.write_layout = weight_write_layout(self.lanes, self.weight_depth)
         self.out_layout = current_layout(self.lanes, self.weight_depth, self.max_steps)
         if self.word_bits < 1 or self.word_bits & (self.word_bits - 1) or \
                 (self.mac_support and self.word_bits < 16):
             raise ValueError(f"word_bits must be a power of two (>= 16 for MAC mode), "
                              f"not {self.word_bits}")
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(self.config_layout)),
             "weights": In(stream.Signature(self.write_layout)),
             "inputs": In(stream.Signature(self.word_bits)),
@@ -187,7 +200,77 @@ class FPEngine(wiring.Component):
             "cnt_events": Out(self.counter_width),
             "cnt_ops": Out(self.counter_width),
             "cnt_skipped": Out(self.counter_width),
-        })
+        }
+        if self.need_support:
+            members["need"] = In(stream.Signature(self.P * self.lanes))
+        super().__init__(members)
+
+    # The BP engine (:class:`~.bp.BPEngine`) is this engine on transposed weights: analog
+    # inputs only, plus the ``need`` mask.  It overrides ``need_support``, the descriptor
+    # layout, the block source (``_blocks``) and the output stage (``_output``).
+    need_support = False
+    """Whether the engine has the ``need`` stream (the descriptor then has a ``need`` bit)."""
+
+    def _make_config_layout(self):
+        return layer_config_layout(self.max_inputs, self.weight_depth, self.max_steps,
+                                   self.mac_support)
+
+    @property
+    def mac_only(self):
+        """Analog inputs only (no ``mac`` bit: every layer is a MAC layer)."""
+        return self.need_support
+
+    def _blocks(self, m, cfg, k, go, final, start, running):
+        """The issuer's block source: the groups of each step, ``P`` per block, in order
+        (the BP engine replaces it with the needed groups only).
+
+        ``k`` is the slot counter, ``go`` / ``final`` the issuer's round decision (a round
+        of the block is issued / it is the block's last).  Returns a :class:`_Blocks`:
+        ``ready`` (the next block is known), ``last`` (it is the step's last block),
+        ``slots`` (its valid slots, for the output credits), the current round's slot
+        ``k`` — ``slot_valid``, ``slot_group``, ``slot_base`` (weight address of the
+        group's column) — and ``skipped`` (lane operations skipped outside the rounds,
+        added to ``cnt_skipped`` every cycle).
+        """
+        P = self.P
+        gbits = _bits_for(self.weight_depth)
+        aw = _clog2(self.weight_depth)
+        st_gb = Signal(gbits + 1)           # first group of the next block
+        st_base = Signal(aw)                # weight address of that group's column
+        left = Signal(gbits + 1)            # groups from st_gb on
+        r_gb = Signal(gbits + 1)            # first group of the current round's block
+        slot_base = Signal(aw)
+        stride = Signal(aw)                 # P·n_in by shifts and adds (no multiplier)
+        m.d.comb += stride.eq(_times(cfg.n_in, P))
+        last = (st_gb + P) >= cfg.n_groups
+        with m.If(running):
+            m.d.sync += slot_base.eq(slot_base + cfg.n_in)
+        with m.If(go):
+            m.d.sync += [r_gb.eq(st_gb), slot_base.eq(st_base)]
+            with m.If(final & last):
+                m.d.sync += [st_gb.eq(0), st_base.eq(cfg.w_base), left.eq(cfg.n_groups)]
+            with m.Elif(final):
+                m.d.sync += [st_gb.eq(st_gb + P), st_base.eq(st_base + stride),
+                             left.eq(left - P)]
+        with m.If(start):
+            m.d.sync += [st_gb.eq(0), st_base.eq(self.cmd.payload.w_base),
+                         left.eq(self.cmd.payload.n_groups)]
+        g = Signal(gbits + 1)
+        m.d.comb += g.eq(r_gb + k)
+        return _Blocks(ready=Const(1, 1), last=last, slots=Mux(left < P, left, P),
+                       slot_valid=g < cfg.n_groups, slot_group=g, slot_base=slot_base,
+                       skipped=Const(0, 1))
+
+    def _output(self, m, cfg, ofifo, running, start):
+        """Connect ``currents`` to the output FIFO (the BP engine merges in the +0 words
+        of its unneeded groups here).  Returns the condition for the layer's end besides
+        the issuer's (all words out of the FIFO)."""
+        m.d.comb += [
+            self.currents.payload.eq(ofifo.r_data),
+            self.currents.valid.eq(ofifo.r_rdy),
+            ofifo.r_en.eq(self.currents.ready),
+        ]
+        return Const(1, 1)
 
     @property
     def latency(self):
@@ -207,7 +290,12 @@ class FPEngine(wiring.Component):
         start = self.cmd.valid & self.cmd.ready
         with m.If(start):
             m.d.sync += cfg.eq(self.cmd.payload)
-        mac = cfg.mac if mac_support else Const(0, 1)
+        if self.mac_only:
+            mac, cmd_mac = Const(1, 1), Const(1, 1)
+        elif mac_support:
+            mac, cmd_mac = cfg.mac, self.cmd.payload.mac
+        else:
+            mac, cmd_mac = Const(0, 1), Const(0, 1)
 
         # ---- weight scratchpad ---------------------------------------------------------
         aw = _clog2(self.weight_depth)
@@ -247,7 +335,7 @@ class FPEngine(wiring.Component):
 
         m.d.comb += [
             comp.n_in.eq(self.cmd.payload.n_in),        # sampled on restart
-            comp.mac.eq(self.cmd.payload.mac if mac_support else 0),
+            comp.mac.eq(cmd_mac),
             comp.restart.eq(start),
             comp.i.payload.eq(self.inputs.payload),
             comp.i.valid.eq(self.inputs.valid & running & (c_steps != cfg.n_steps)),
@@ -276,11 +364,7 @@ class FPEngine(wiring.Component):
         out_w = self.out_layout.size
         ofifo = fifo.SyncFIFO(width=out_w, depth=self.out_depth)
         m.submodules.ofifo = ofifo
-        m.d.comb += [
-            self.currents.payload.eq(ofifo.r_data),
-            self.currents.valid.eq(ofifo.r_rdy),
-            ofifo.r_en.eq(self.currents.ready),
-        ]
+        out_done = self._output(m, cfg, ofifo, running, start)
         # output words issued (final rounds decided) and not yet taken by the consumer
         occupancy = Signal(range(self.out_depth + P + 1))
         push = Signal()
@@ -292,14 +376,10 @@ class FPEngine(wiring.Component):
         r_kind = Signal(2)
         r_first = Signal()
         r_final = Signal()
-        r_gb = Signal(gbits + 1)
         r_t = Signal(sbits)
-        slot_base = Signal(aw)
         st_t = Signal(sbits)                # step of the next round
         st_bank = Signal()
         st_e = Signal(nbits)                # next event of the current block
-        st_gb = Signal(gbits + 1)           # first group of the current block
-        st_base = Signal(aw)                # weight address of that group's column
         started = Signal()                  # the current block has accumulated
         issued = Signal()                   # all rounds of the layer issued
         clear_full = Signal(2)
@@ -308,46 +388,41 @@ class FPEngine(wiring.Component):
         m.d.comb += n_ev.eq(Mux(st_bank, count[1], count[0]))
         bank_ready = full.bit_select(st_bank, 1)
         empty_step = Mux(st_bank, no_ev[1], no_ev[0])
-        final = empty_step | (st_e == Mux(st_bank, last_e[1], last_e[0]))
-        left = Signal(gbits + 1)            # groups from st_gb on (a register)
-        m.d.comb += reserve.eq(Mux(left < P, left, P))
-        credit_ok = occupancy <= self.out_depth - P
-        last_block = (st_gb + P) >= cfg.n_groups
-        decide = running & (k == P - 1)
-        go = decide & ~issued & bank_ready & (~final | credit_ok)
 
-        # P·n_in by shifts and adds (no multiplier)
-        stride = Signal(aw)
-        m.d.comb += stride.eq(_times(cfg.n_in, P))
+        # the blocks of the step: which groups the slots of the next rounds serve
+        decide = running & (k == P - 1)
+        go = Signal()
+        final = Signal()
+        blk = self._blocks(m, cfg, k, go, final, start, running)
+        m.d.comb += reserve.eq(blk.slots)
+        # a block without valid slots (BP: no needed group) or a step without events:
+        # one zero round
+        zero_round = empty_step | (blk.slots == 0)
+        m.d.comb += final.eq(zero_round | (st_e == Mux(st_bank, last_e[1], last_e[0])))
+        credit_ok = occupancy <= self.out_depth - P
+        m.d.comb += go.eq(decide & ~issued & bank_ready & blk.ready & (~final | credit_ok))
 
         m.d.comb += [erd.addr.eq(Cat(st_e[:ev_bits], st_bank)), erd.en.eq(decide | ~running)]
 
         with m.If(running):
             m.d.sync += k.eq(Mux(k == P - 1, 0, k + 1))
-            m.d.sync += slot_base.eq(slot_base + cfg.n_in)
         with m.If(decide):
             m.d.sync += [r_kind.eq(HOLD), r_final.eq(0), r_first.eq(~started)]
         with m.If(go):
             m.d.sync += [
-                r_kind.eq(Mux(empty_step, ZERO, ACC)),
+                r_kind.eq(Mux(zero_round, ZERO, ACC)),
                 r_first.eq(~started),
                 r_final.eq(final),
-                r_gb.eq(st_gb),
                 r_t.eq(st_t),
-                slot_base.eq(st_base),
                 started.eq(~final),
             ]
             with m.If(final):
                 m.d.sync += st_e.eq(0)
-                with m.If(last_block):
+                with m.If(blk.last):
                     m.d.comb += clear_full.eq(Mux(st_bank, 0b10, 0b01))
-                    m.d.sync += [st_bank.eq(~st_bank), st_t.eq(st_t + 1), st_gb.eq(0),
-                                 st_base.eq(cfg.w_base), left.eq(cfg.n_groups)]
+                    m.d.sync += [st_bank.eq(~st_bank), st_t.eq(st_t + 1)]
                     with m.If(st_t == cfg.n_steps - 1):
                         m.d.sync += issued.eq(1)
-                with m.Else():
-                    m.d.sync += [st_gb.eq(st_gb + P), st_base.eq(st_base + stride),
-                                 left.eq(left - P)]
             with m.Else():
                 m.d.sync += st_e.eq(st_e + 1)
         m.d.sync += full.eq((full | set_full) & ~clear_full)
@@ -358,21 +433,20 @@ class FPEngine(wiring.Component):
         # word leaves the block RAM.  D: it is registered (same reason) and enters the
         # lanes.  The loop through a lane stays P cycles: every slot's operands are
         # delayed alike.
-        g = Signal(gbits + 1)
-        m.d.comb += g.eq(r_gb + k)
-        slot_valid = running & (r_kind != HOLD) & (g < cfg.n_groups)
+        slot_valid = running & (r_kind != HOLD) & blk.slot_valid
         acc_op = slot_valid & (r_kind == ACC)
         ctl_layout = data.StructLayout({"valid": 1, "first": 1, "op": 1, "emit": 1,
                                         "group": gbits, "step": sbits, "value": 16})
         a_ctl = Signal(ctl_layout)
         m.d.comb += [
             a_ctl.valid.eq(running), a_ctl.first.eq(r_first), a_ctl.op.eq(acc_op),
-            a_ctl.emit.eq(slot_valid & r_final), a_ctl.group.eq(g), a_ctl.step.eq(r_t),
+            a_ctl.emit.eq(slot_valid & r_final), a_ctl.group.eq(blk.slot_group),
+            a_ctl.step.eq(r_t),
         ]
         b_ctl = Signal(ctl_layout)
         b_base = Signal(aw)
         ev = Signal(ev_store)               # the round's event, registered
-        m.d.sync += [b_ctl.eq(a_ctl), b_base.eq(slot_base), ev.eq(erd.data)]
+        m.d.sync += [b_ctl.eq(a_ctl), b_base.eq(blk.slot_base), ev.eq(erd.data)]
         m.d.comb += [wrd.addr.eq(b_base + ev.index), wrd.en.eq(1)]
         value = Signal(16)
         m.d.comb += value.eq(Mux(mac, ev.value, ONE) if mac_support else ONE)
@@ -428,14 +502,12 @@ class FPEngine(wiring.Component):
                                  - (ofifo.r_rdy & ofifo.r_en))
 
         # ---- start and completion ------------------------------------------------------
-        done = running & issued & (occupancy == 0)
+        done = running & issued & (occupancy == 0) & out_done
         with m.If(start):
             m.d.sync += [
                 running.eq(1), k.eq(P - 1), r_kind.eq(HOLD), r_first.eq(1), r_final.eq(0),
-                st_t.eq(0), st_bank.eq(0), st_e.eq(0), st_gb.eq(0),
-                st_base.eq(self.cmd.payload.w_base), started.eq(0), issued.eq(0),
+                st_t.eq(0), st_bank.eq(0), st_e.eq(0), started.eq(0), issued.eq(0),
                 full.eq(0), wbank.eq(0), wcount.eq(0), c_steps.eq(0),
-                left.eq(self.cmd.payload.n_groups),
             ]
         with m.Elif(done):
             m.d.sync += running.eq(0)
@@ -446,15 +518,16 @@ class FPEngine(wiring.Component):
         events_c = Signal(cw)
         ops_c = Signal(cw)
         skipped_c = Signal(cw)
-        # skipped: during a block's final round every valid group adds (n_in − events)·L.
-        # The increments are registered first (off the slot-decode path).
+        # skipped: during a block's final round every valid group adds (n_in − events)·L,
+        # plus what the block source skips (BP: unneeded groups).  The increments are
+        # registered first (off the slot-decode path).
         skip_amount = Signal(cw)            # (n_in − events of the next round's step)·L
         skip_inc = Signal(cw)
         ops_inc = Signal(range(L + 1))
         with m.If(go):
             m.d.sync += skip_amount.eq(_times(cfg.n_in - n_ev, L))
         m.d.sync += [
-            skip_inc.eq(Mux(slot_valid & r_final, skip_amount, 0)),
+            skip_inc.eq(Mux(slot_valid & r_final, skip_amount, 0) + blk.skipped),
             ops_inc.eq(Mux(acc_op, L, 0)),
             busy_c.eq(busy_c + running),
             events_c.eq(events_c + (ev_in & ~comp.o.payload.end)),

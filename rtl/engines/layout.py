@@ -12,7 +12,8 @@ import numpy as np
 __all__ = ["fc_weight_words", "spike_words", "analog_words", "words_per_step",
            "pack_config", "pack_current_words", "unpack_current_words", "field_offsets",
            "conv_geometry", "conv_config", "conv_weight_words", "feature_map_words",
-           "pack_conv_current_words"]
+           "pack_conv_current_words", "bp_weight_words", "need_words", "conv_bp_config",
+           "conv_bp_weight_words", "conv_need_words"]
 
 
 def field_offsets(layout):
@@ -61,6 +62,18 @@ def fc_weight_words(weight_bits, lanes: int, w_base: int = 0):
         words = words | (block[:, lane, :] << (16 * lane))
     addrs = list(range(w_base, w_base + groups * in_n))
     return addrs, [int(x) for x in words.reshape(-1)]
+
+
+def bp_weight_words(weight_bits, lanes: int, w_base: int = 0):
+    """BP engine scratchpad words of an FC layer ``W [J, I]``: the transposed matrix in
+    the FP layout, word ``w_base + g·J + j`` = ``{W[j, g·L + l]}_l``."""
+    return fc_weight_words(_bits16(weight_bits).T, lanes, w_base)
+
+
+def need_words(need, lanes: int, block: int):
+    """BP need words of a mask ``[R, I]`` (bool): per row ``ceil(I / (L·P))`` words of
+    ``L·P`` bits (``block`` = P), bit ``b`` of word ``B`` = ``need[r, B·L·P + b]``."""
+    return spike_words(need, lanes * block)
 
 
 def words_per_step(n_in: int, word_bits: int, mac: bool) -> int:
@@ -239,3 +252,39 @@ def pack_conv_current_words(layout, currents_bits, lanes: int):
                     words.append(value)
                     masks.append(mask)
     return words, masks
+
+
+def conv_bp_config(layout, *, in_c, in_h, in_w, out_c, kernel, stride, padding, lanes, steps,
+                   w_base=0, need=False) -> int:
+    """The raw ConvBPEngine descriptor of the forward layer ``C×H×W → Co`` (kernel,
+    stride, padding): the δI map ``Co×Ho×Wo`` is the engine's input map, ``C×H×W`` its
+    output map; every stride is computed here."""
+    if stride & (stride - 1):
+        raise ValueError(f"the conv engine supports power-of-two strides, not {stride}")
+    out_h, out_w, _ = conv_geometry(in_c, in_h, in_w, kernel, stride, padding)
+    xbits = max(0, (in_w - 1).bit_length())
+    fields = dict(in_w=out_w, in_h=out_h, in_c=out_c, kernel=kernel,
+                  stride_log2=stride.bit_length() - 1, pad=padding, out_h=in_h,
+                  out_w=in_w, out_xbits=xbits, n_groups=-(-in_c // lanes), n_steps=steps,
+                  w_base=w_base, w_kk=kernel * kernel, w_gstride=out_c * kernel * kernel,
+                  acc_gstride=in_h << xbits, n_inputs=out_c * out_h * out_w, need=int(need))
+    return pack_config(layout, **fields)
+
+
+def conv_bp_weight_words(weight_bits, lanes: int, w_base: int = 0):
+    """ConvBPEngine words of ``W [Co, C, K, K]``: word ``w_base + g·Co·K² + co·K² + ky·K
+    + kx`` holds ``W[co, g·L + l, ky, kx]`` in lane ``l``."""
+    return conv_weight_words(_bits16(weight_bits).transpose(1, 0, 2, 3), lanes, w_base)
+
+
+def conv_need_words(need, lanes: int):
+    """ConvBPEngine need words of a mask ``[R, C, H, W]`` (bool): one ``L``-bit word per
+    (row, group, iy, ix) in that order, bit ``l`` = ``need[r, g·L + l, iy, ix]``."""
+    n = np.asarray(need).astype(np.int64)
+    rows, chans, height, width = n.shape
+    groups = -(-chans // lanes)
+    padded = np.zeros((rows, groups * lanes, height, width), dtype=np.int64)
+    padded[:, :chans] = n
+    lanes_last = padded.reshape(rows, groups, lanes, height, width).transpose(0, 1, 3, 4, 2)
+    weights = 1 << np.arange(lanes, dtype=np.int64)
+    return [int(v) for v in (lanes_last * weights).sum(-1).reshape(-1)]

@@ -32,11 +32,12 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import ConvEngine, EventCompressor, FPEngine, WGEngine
+from . import BPEngine, ConvBPEngine, ConvEngine, EventCompressor, FPEngine, WGEngine
 
 __all__ = ["Shell", "synthesize_engine"]
 
-ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, EventCompressor)}
+ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, BPEngine,
+                                         ConvBPEngine, EventCompressor)}
 
 
 class Shell(wiring.Component):
