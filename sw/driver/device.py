@@ -1,0 +1,215 @@
+"""``Device``: one driver API over every transport (golden model, RTL simulation, board).
+
+The register map is not written down here: the device reads the SoC's global block and
+rebuilds the map with :func:`~trident.rtl.soc.regmap.regmap_from_global`, i.e. from the
+same objects the RTL's CSR bank was generated from.
+"""
+
+import time
+
+import numpy as np
+
+from trident.rtl.soc.regmap import CORE_COUNTERS, SOC_COUNTERS, regmap_from_global
+
+__all__ = ["Device", "DeviceError", "DeviceTimeout", "CoreError"]
+
+
+def _error_name(code):
+    """The descriptor format's name of a core error code."""
+    from trident.golden.hw.descriptors import ErrorCode
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return "unknown code"
+
+
+class DeviceError(RuntimeError):
+    """Something went wrong on the device; the message ends with a status dump."""
+
+
+class DeviceTimeout(DeviceError):
+    """A core did not finish in time."""
+
+
+class CoreError(DeviceError):
+    """A core stopped its program with an error code.
+
+    Attributes
+    ----------
+    core, code, pc : int
+    """
+
+    def __init__(self, message, core, code, pc):
+        super().__init__(message)
+        self.core, self.code, self.pc = core, code, pc
+
+
+class Device:
+    """A Trident SoC behind a transport.
+
+    Parameters
+    ----------
+    transport : trident.sw.driver.transport.Transport
+
+    Attributes
+    ----------
+    params : SoCParams
+        Build parameters read from the device.
+    regmap : MemoryMap
+    """
+
+    #: Cycles the device may run between two status polls in :meth:`wait`.
+    POLL_CYCLES = 4096
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.params, self.regmap = regmap_from_global(
+            lambda addr: int(transport.read_words(addr, 1)[0]))
+
+    @property
+    def cores(self):
+        return self.params.cores
+
+    # -- registers -------------------------------------------------------------------
+    def read_csr(self, path):
+        """The fields of register ``path`` (``"core[1].status"``) as a dict."""
+        inst = self.regmap.locate(path)
+        return inst.register.unpack(int(self.transport.read_words(inst.address, 1)[0]))
+
+    def write_csr(self, path, value=None, **fields):
+        """Write register ``path``: a raw ``value`` or field values (the others 0)."""
+        inst = self.regmap.locate(path)
+        if (value is None) == (not fields):
+            raise TypeError(f"write_csr({path!r}): give either a raw value or field values")
+        word = inst.register.pack(**fields) if fields else value
+        if not 0 <= word <= 0xFFFFFFFF:
+            raise ValueError(f"write_csr({path!r}): {word} is not a 32-bit value")
+        self.transport.write_words(inst.address, [word])
+
+    # -- memory ------------------------------------------------------------------------
+    def _check_range(self, word, count, what):
+        if word < 0 or count < 0 or word + count > self.params.dram_words:
+            raise IndexError(f"{what}: DRAM words {word}…{word + count - 1} are outside the "
+                             f"device's {self.params.dram_words} words (0…"
+                             f"{self.params.dram_words - 1}); check the memory layout")
+
+    def write_mem(self, word, data):
+        """Write ``data`` (32-bit words, or bytes of a multiple of 4) at DRAM word ``word``."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if len(data) % 4:
+                raise ValueError(f"write_mem: {len(data)} bytes is not a whole number of words")
+            words = np.frombuffer(bytes(data), dtype="<u4").astype(np.uint32)
+        else:
+            words = np.asarray(data)
+            if words.dtype.kind not in "ui" or (words.size and (words.min() < 0 or
+                                                                 words.max() > 0xFFFFFFFF)):
+                raise ValueError("write_mem: words must be integers in 0 … 2**32-1")
+            words = words.astype(np.uint32).ravel()
+        self._check_range(word, len(words), "write_mem")
+        self.transport.load_dram(word, words)
+
+    def read_mem(self, word, count):
+        """``count`` DRAM words from ``word`` (``numpy.uint32``)."""
+        self._check_range(word, count, "read_mem")
+        return np.asarray(self.transport.dump_dram(word, count), dtype=np.uint32)
+
+    # -- cores -------------------------------------------------------------------------
+    def _check_core(self, core):
+        if not 0 <= core < self.cores:
+            raise IndexError(f"core {core}: this device has cores 0…{self.cores - 1}")
+
+    def start(self, core, program):
+        """Run the descriptor program at DRAM word ``program`` on ``core``."""
+        self._check_core(core)
+        self._check_range(program, 1, f"start(core {core})")
+        if self.read_csr(f"core[{core}].status")["busy"]:
+            raise DeviceError(f"core {core} is still busy: wait for it before starting it "
+                              f"again\n{self.status_dump()}")
+        p = f"core[{core}]"
+        self.write_csr(f"{p}.irq", pending=1, enable=1)      # wake the simulator on done
+        self.write_csr(f"{p}.program", address=program)
+        self.write_csr(f"{p}.control", start=1)
+
+    def wait(self, core, timeout=10.0):
+        """Wait until ``core`` is done; return its counters.
+
+        Raises
+        ------
+        DeviceTimeout
+            Not done after ``timeout`` seconds (with every core's status).
+        CoreError
+            The program stopped with an error code.
+        """
+        self._check_core(core)
+        p = f"core[{core}]"
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.read_csr(f"{p}.status")
+            if status["done"] and not status["busy"]:
+                break
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"core {core} not done after {timeout} s (transport "
+                                    f"{self.transport.kind})\n{self.status_dump()}")
+            self.transport.pause(self.POLL_CYCLES)
+        self.write_csr(f"{p}.irq", pending=1, enable=1)
+        code = self.read_csr(f"{p}.error")["code"]
+        if code:
+            pc = self.read_csr(f"{p}.error_pc")["address"]
+            raise CoreError(f"core {core} stopped with error {code:#04x} ({_error_name(code)}) "
+                            f"at descriptor word "
+                            f"{pc:#x}\n{self.status_dump()}", core, code, pc)
+        return self.counters(core)
+
+    def run(self, core, program, timeout=10.0):
+        """:meth:`start` then :meth:`wait`."""
+        self.start(core, program)
+        return self.wait(core, timeout)
+
+    def run_phase(self, programs, timeout=10.0):
+        """Start core ``k`` on ``programs[k]`` for every ``k`` (a list, one address per core
+        or None to leave it idle), then wait for all of them: one phase of a compiled pass
+        (trident.golden.hw.compiler).  Returns ``{core: counters}``."""
+        if len(programs) > self.cores:
+            raise IndexError(f"{len(programs)} programs for {self.cores} cores")
+        started = [k for k, pc in enumerate(programs) if pc is not None]
+        for k in started:
+            self.start(k, programs[k])
+        return {k: self.wait(k, timeout) for k in started}
+
+    # -- counters and diagnostics ------------------------------------------------------
+    def counters(self, core):
+        """The performance counters of ``core``'s last run (``{name: value}``)."""
+        self._check_core(core)
+        return {name: self.read_csr(f"core[{core}].{name}")["count"]
+                for name in (*SOC_COUNTERS, *CORE_COUNTERS)}
+
+    def dram_traffic(self):
+        """DRAM bytes read and written at the DRAM port since reset or the last clear."""
+        return {"bytes_read": self.read_csr("dram.bytes_read")["count"],
+                "bytes_written": self.read_csr("dram.bytes_written")["count"],
+                "cycles": self.read_csr("global.cycles")["count"]}
+
+    def clear_counters(self):
+        self.write_csr("global.control", clear_counters=1)
+
+    def status_dump(self):
+        """Every core's status registers, one line per core."""
+        lines = [f"status of {self.cores} core(s) on the {self.transport.kind} transport:"]
+        for k in range(self.cores):
+            p = f"core[{k}]"
+            s = self.read_csr(f"{p}.status")
+            lines.append(f"  core {k}: busy={s['busy']} done={s['done']} "
+                         f"overflow={s['overflow']} error={self.read_csr(f'{p}.error')['code']:#04x} "
+                         f"error_pc={self.read_csr(f'{p}.error_pc')['address']:#x} "
+                         f"program={self.read_csr(f'{p}.program')['address']:#x} "
+                         f"busy_cycles={self.read_csr(f'{p}.busy_cycles')['count']}")
+        return "\n".join(lines)
+
+    def close(self):
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
