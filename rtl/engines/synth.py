@@ -32,12 +32,13 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import BPEngine, ConvBPEngine, ConvEngine, EventCompressor, FPEngine, WGEngine
+from . import (BPEngine, ConvBPEngine, ConvEngine, ConvWGEngine, EventCompressor, FPEngine, UpdateUnit,
+               WGEngine)
 
 __all__ = ["Shell", "synthesize_engine"]
 
-ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, BPEngine,
-                                         ConvBPEngine, EventCompressor)}
+ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, BPEngine, ConvBPEngine,
+                                         ConvWGEngine, UpdateUnit, EventCompressor)}
 
 
 class Shell(wiring.Component):

@@ -28,7 +28,8 @@ from .compress import EventCompressor
 from .fixed import TERM_BITS, fixed_normalize, fixed_round, float16_to_fixed, special_flags
 from .fp import _bits_for, _clog2
 
-__all__ = ["WGEngine", "wg_config_layout", "grad_layout"]
+__all__ = ["WGEngine", "ExactAccumulators", "wg_config_layout", "grad_layout",
+           "acc_update_layout"]
 
 
 def wg_config_layout(max_inputs, max_rows, groups_bits, mac_support):
@@ -47,6 +48,197 @@ def grad_layout(lanes, max_inputs, groups_bits):
     ``i`` and ``group``."""
     return data.StructLayout({"value": data.ArrayLayout(Float16, lanes),
                               "index": _clog2(max_inputs), "group": groups_bits})
+
+
+def acc_update_layout(lanes, addr_bits):
+    """One accumulator update: word ``addr`` gets ``term[l]`` (a signed ``TERM_BITS``-bit
+    integer in units of 2^−24) added in lane ``l``, and ``flags[l]`` (NaN, +inf, −inf)
+    ORed in."""
+    return data.StructLayout({
+        "addr": addr_bits,
+        "term": data.ArrayLayout(signed(TERM_BITS), lanes),
+        "flags": data.ArrayLayout(3, lanes),
+    })
+
+
+class ExactAccumulators(wiring.Component):
+    """The WG engines' exact accumulators: a memory of ``L``-lane fixed-point words, a
+    read-modify-write per update, and the read-out that rounds every word once to
+    binary16 (docs/numerics.md §5).  Shared by :class:`WGEngine` and
+    :class:`~.wg_conv.ConvWGEngine`.
+
+    Accumulator memory (``lib.memory.Memory``): ``depth`` words, word ``a`` = ``L`` ×
+    (``acc_bits``-bit two's-complement sum + NaN/+inf/−inf flags); zero between tiles
+    (the read-out clears every word it reads).
+
+    Updates: one per cycle, no stall.  An update is read in its cycle (A), registered (B)
+    and added and written back in the next (C); the two previous writes are forwarded, so
+    updates of one word in consecutive cycles are exact.
+
+    Read-out: while ``readout`` is high (the owner raises it once every update has been
+    given and ``pending`` is low) words ``0 … n_words − 1`` are read, cleared, rounded
+    lane by lane through one two-stage rounding unit (``fixed_normalize`` |
+    ``fixed_round``) and pushed to the output FIFO with their ``index`` and the ``group``
+    label: ``L + 4`` cycles per word.
+
+    Parameters
+    ----------
+    lanes : int
+        ``L``.
+    depth : int
+        Accumulator words (a power of two).
+    acc_bits : int
+        Accumulator width.
+    out_layout : StructLayout
+        :func:`grad_layout` of the output words.
+    out_depth : int
+        Output FIFO depth.
+
+    Members
+    -------
+    upd : In(stream.Signature(acc_update_layout))
+        Updates; ``ready`` is always 1.  Never valid while ``readout`` is high.
+    pending : Out(1)
+        An update is still on its way into the memory.
+    readout : In(1)
+        Run the read-out (level).
+    restart : In(1)
+        Start a new tile: the read-out begins again at word 0.
+    n_words : In
+        Words to read out (sampled during the read-out).
+    group : In
+        Label copied into the output words.
+    done : Out(1)
+        The read-out has finished and every output word has been taken.
+    grads : Out(stream.Signature(out_layout))
+        ``value`` (L × binary16), ``index`` (the word), ``group``; ``index`` ascending.
+    """
+
+    def __init__(self, lanes, *, depth, acc_bits, out_layout, out_depth):
+        self.lanes = int(lanes)
+        self.addr_bits = _clog2(depth)
+        self.acc_bits = int(acc_bits)
+        self.out_layout = out_layout
+        self.out_depth = int(out_depth)
+        super().__init__({
+            "upd": In(stream.Signature(acc_update_layout(self.lanes, self.addr_bits))),
+            "pending": Out(1),
+            "readout": In(1),
+            "restart": In(1),
+            "n_words": In(self.addr_bits + 1),
+            "group": In(out_layout["group"].width),
+            "done": Out(1),
+            "grads": Out(stream.Signature(out_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, ib, AB = self.lanes, self.addr_bits, self.acc_bits
+        lane_layout = data.StructLayout({"acc": signed(AB), "nan": 1, "pinf": 1, "ninf": 1})
+        acc_layout = data.ArrayLayout(lane_layout, L)
+        amem = memory.Memory(shape=acc_layout, depth=1 << ib, init=[])
+        m.submodules.amem = amem
+        awr, ard = amem.write_port(), amem.read_port(domain="sync")
+        m.d.comb += self.upd.ready.eq(1)
+        a_valid, a_addr = self.upd.valid, self.upd.payload.addr
+        a_term, a_flags = self.upd.payload.term, self.upd.payload.flags
+        readout = self.readout
+
+        # ---- read-modify-write: A read, B register, C add + write (forwarding from the two
+        # previous writes, whose results the read could not see yet) ----------------------
+        ro_addr = Signal(ib)
+        ro_read = Signal()
+        m.d.comb += [ard.addr.eq(Mux(readout, ro_addr, a_addr)), ard.en.eq(1)]
+        b_valid, b_addr = Signal(), Signal(ib)
+        b_term = [Signal(signed(TERM_BITS), name=f"b_term{l}") for l in range(L)]
+        b_flags = [Signal(3, name=f"b_flags{l}") for l in range(L)]
+        c_valid, c_addr = Signal(), Signal(ib)
+        c_term = [Signal(signed(TERM_BITS), name=f"c_term{l}") for l in range(L)]
+        c_flags = [Signal(3, name=f"c_flags{l}") for l in range(L)]
+        c_mem = Signal(acc_layout)
+        m.d.sync += [b_valid.eq(a_valid), b_addr.eq(a_addr), c_valid.eq(b_valid),
+                     c_addr.eq(b_addr), c_mem.eq(ard.data)]
+        m.d.sync += [b_term[l].eq(a_term[l]) for l in range(L)]
+        m.d.sync += [b_flags[l].eq(a_flags[l]) for l in range(L)]
+        m.d.sync += [c_term[l].eq(b_term[l]) for l in range(L)]
+        m.d.sync += [c_flags[l].eq(b_flags[l]) for l in range(L)]
+        w1_valid, w1_addr, w1_data = Signal(), Signal(ib), Signal(acc_layout)
+        w2_valid, w2_addr, w2_data = Signal(), Signal(ib), Signal(acc_layout)
+        old = Signal(acc_layout)
+        m.d.comb += old.eq(Mux(w1_valid & (w1_addr == c_addr), w1_data,
+                               Mux(w2_valid & (w2_addr == c_addr), w2_data, c_mem)))
+        new = Signal(acc_layout)
+        for l in range(L):
+            m.d.comb += [
+                new[l].acc.eq(old[l].acc + c_term[l]),
+                new[l].nan.eq(old[l].nan | c_flags[l][0]),
+                new[l].pinf.eq(old[l].pinf | c_flags[l][1]),
+                new[l].ninf.eq(old[l].ninf | c_flags[l][2]),
+            ]
+        m.d.sync += [w1_valid.eq(c_valid), w1_addr.eq(c_addr), w1_data.eq(new),
+                     w2_valid.eq(w1_valid), w2_addr.eq(w1_addr), w2_data.eq(w1_data)]
+        with m.If(ro_read):                 # read-out: clear the word as it is read
+            m.d.comb += [awr.addr.eq(ro_addr), awr.data.eq(0), awr.en.eq(1)]
+        with m.Else():
+            m.d.comb += [awr.addr.eq(c_addr), awr.data.eq(new), awr.en.eq(c_valid)]
+
+        # ---- read-out: once every update is in and nothing is in flight ------------------
+        # per index: read (and clear), latch; then the L lanes through the rounding unit,
+        # one per cycle; then the word goes to the FIFO (L + 4 cycles per index)
+        ofifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.out_depth)
+        m.submodules.ofifo = ofifo
+        m.d.comb += self.pending.eq(b_valid | c_valid)
+        ro_state = Signal(range(4))         # 0 read + clear, 1 latch, 2 lanes, 3 push
+        ro_buf = Signal(acc_layout)
+        ro_lane = Signal(range(L + 1))
+        ro_vals = Signal(data.ArrayLayout(Float16, L))
+        ro_done = Signal()
+        # lanes leave ro_buf (and enter ro_vals) by shifting: no variable indexing.  The
+        # rounding unit has two stages (magnitude and leading zeros | shift and round), so
+        # a word's L lanes take L + 1 cycles.
+        sel = Signal(lane_layout)
+        m.d.comb += sel.eq(ro_buf[0])
+        sign, mag, lz = fixed_normalize(m, sel.acc)
+        q1_sign, q1_mag, q1_flags, q1_valid = Signal(), Signal(AB), Signal(3), Signal()
+        q1_lz = Signal(range(AB + 1))
+        conv = Signal(16)
+        m.d.comb += conv.eq(fixed_round(m, q1_sign, q1_mag, q1_lz, q1_flags[0], q1_flags[1],
+                                        q1_flags[2]))
+        last_i = ro_addr == self.n_words - 1
+        m.d.comb += ro_read.eq(readout & ~ro_done & (ro_state == 0) & ofifo.w_rdy)
+        # (If/Elif rather than Switch: see compress.py)
+        with m.If(readout & ~ro_done):
+            with m.If(ro_state == 0):
+                with m.If(ro_read):
+                    m.d.sync += ro_state.eq(1)
+            with m.Elif(ro_state == 1):     # the word read before it was cleared
+                m.d.sync += [ro_buf.eq(ard.data), ro_lane.eq(0), ro_state.eq(2),
+                             q1_valid.eq(0)]
+            with m.Elif(ro_state == 2):
+                lane_w = lane_layout.size
+                m.d.sync += [ro_buf.eq(ro_buf.as_value() >> lane_w), ro_lane.eq(ro_lane + 1),
+                             q1_sign.eq(sign), q1_mag.eq(mag), q1_lz.eq(lz),
+                             q1_flags.eq(Cat(sel.nan, sel.pinf, sel.ninf)),
+                             q1_valid.eq(ro_lane < L)]
+                with m.If(q1_valid):
+                    m.d.sync += ro_vals.eq(Cat(ro_vals.as_value()[16:], conv))
+                with m.If(ro_lane == L):
+                    m.d.sync += ro_state.eq(3)
+            with m.Else():
+                m.d.sync += [ro_state.eq(0), ro_addr.eq(ro_addr + 1)]
+                with m.If(last_i):
+                    m.d.sync += ro_done.eq(1)
+        word = Signal(self.out_layout)
+        m.d.comb += [word.value.eq(ro_vals), word.index.eq(ro_addr), word.group.eq(self.group),
+                     ofifo.w_data.eq(word),
+                     ofifo.w_en.eq(readout & ~ro_done & (ro_state == 3))]
+        m.d.comb += [self.grads.payload.eq(ofifo.r_data), self.grads.valid.eq(ofifo.r_rdy),
+                     ofifo.r_en.eq(self.grads.ready)]
+
+        m.d.comb += self.done.eq(ro_done & (ofifo.level == 0))
+        with m.If(self.restart):
+            m.d.sync += [ro_state.eq(0), ro_addr.eq(0), ro_done.eq(0)]
+        return m
 
 
 class WGEngine(wiring.Component):
@@ -156,13 +348,6 @@ class WGEngine(wiring.Component):
             m.d.sync += cfg.eq(self.cmd.payload)
         mac = cfg.mac if mac_support else Const(0, 1)
 
-        # ---- accumulators -----------------------------------------------------------------
-        lane_layout = data.StructLayout({"acc": signed(AB), "nan": 1, "pinf": 1, "ninf": 1})
-        acc_layout = data.ArrayLayout(lane_layout, L)
-        amem = memory.Memory(shape=acc_layout, depth=1 << ib, init=[])
-        m.submodules.amem = amem
-        awr, ard = amem.write_port(), amem.read_port(domain="sync")
-
         # ---- rows: the deltas of the current row, and the compressor --------------------
         comp = EventCompressor(self.max_inputs, self.word_bits, mac_support)
         m.submodules.compress = comp
@@ -247,104 +432,25 @@ class WGEngine(wiring.Component):
             m.d.sync += [a_flags[l].eq(tflags[l]) for l in range(L)]
             in_mul = Const(0, 1)
 
-        # ---- read-modify-write: A read, B register, C add + write (forwarding from the two
-        # previous writes, whose results the read could not see yet) ----------------------
-        readout = Signal()
-        ro_addr = Signal(ib)
-        ro_read = Signal()
-        m.d.comb += [ard.addr.eq(Mux(readout, ro_addr, a_addr)), ard.en.eq(1)]
-        b_valid, b_addr = Signal(), Signal(ib)
-        b_term = [Signal(signed(TERM_BITS), name=f"b_term{l}") for l in range(L)]
-        b_flags = [Signal(3, name=f"b_flags{l}") for l in range(L)]
-        c_valid, c_addr = Signal(), Signal(ib)
-        c_term = [Signal(signed(TERM_BITS), name=f"c_term{l}") for l in range(L)]
-        c_flags = [Signal(3, name=f"c_flags{l}") for l in range(L)]
-        c_mem = Signal(acc_layout)
-        m.d.sync += [b_valid.eq(a_valid), b_addr.eq(a_addr), c_valid.eq(b_valid),
-                     c_addr.eq(b_addr), c_mem.eq(ard.data)]
-        m.d.sync += [b_term[l].eq(a_term[l]) for l in range(L)]
-        m.d.sync += [b_flags[l].eq(a_flags[l]) for l in range(L)]
-        m.d.sync += [c_term[l].eq(b_term[l]) for l in range(L)]
-        m.d.sync += [c_flags[l].eq(b_flags[l]) for l in range(L)]
-        w1_valid, w1_addr, w1_data = Signal(), Signal(ib), Signal(acc_layout)
-        w2_valid, w2_addr, w2_data = Signal(), Signal(ib), Signal(acc_layout)
-        old = Signal(acc_layout)
-        m.d.comb += old.eq(Mux(w1_valid & (w1_addr == c_addr), w1_data,
-                               Mux(w2_valid & (w2_addr == c_addr), w2_data, c_mem)))
-        new = Signal(acc_layout)
-        for l in range(L):
-            m.d.comb += [
-                new[l].acc.eq(old[l].acc + c_term[l]),
-                new[l].nan.eq(old[l].nan | c_flags[l][0]),
-                new[l].pinf.eq(old[l].pinf | c_flags[l][1]),
-                new[l].ninf.eq(old[l].ninf | c_flags[l][2]),
-            ]
-        m.d.sync += [w1_valid.eq(c_valid), w1_addr.eq(c_addr), w1_data.eq(new),
-                     w2_valid.eq(w1_valid), w2_addr.eq(w1_addr), w2_data.eq(w1_data)]
-        with m.If(ro_read):                 # read-out: clear the word as it is read
-            m.d.comb += [awr.addr.eq(ro_addr), awr.data.eq(0), awr.en.eq(1)]
-        with m.Else():
-            m.d.comb += [awr.addr.eq(c_addr), awr.data.eq(new), awr.en.eq(c_valid)]
-
-        # ---- read-out: once every row is in and nothing is in flight ---------------------
-        # per index: read (and clear), latch; then the L lanes through the rounding unit,
-        # one per cycle; then the word goes to the FIFO (L + 4 cycles per index)
-        ofifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.out_depth)
-        m.submodules.ofifo = ofifo
-        drained = ((rows_done == cfg.n_rows) & ~a_valid & ~b_valid & ~c_valid
+        # ---- accumulators: read-modify-write, then the read-out -----------------------------
+        bank = ExactAccumulators(L, depth=1 << ib, acc_bits=AB, out_layout=self.out_layout,
+                                 out_depth=self.out_depth)
+        m.submodules.bank = bank
+        drained = ((rows_done == cfg.n_rows) & ~a_valid & ~bank.pending
                    & (in_mul == 0) & ~row_loaded)
-        m.d.comb += readout.eq(running & drained)
-        ro_state = Signal(range(4))         # 0 read + clear, 1 latch, 2 lanes, 3 push
-        ro_buf = Signal(acc_layout)
-        ro_lane = Signal(range(L + 1))
-        ro_vals = Signal(data.ArrayLayout(Float16, L))
-        ro_done = Signal()
-        # lanes leave ro_buf (and enter ro_vals) by shifting: no variable indexing.  The
-        # rounding unit has two stages (magnitude and leading zeros | shift and round), so
-        # a word's L lanes take L + 1 cycles.
-        sel = Signal(lane_layout)
-        m.d.comb += sel.eq(ro_buf[0])
-        sign, mag, lz = fixed_normalize(m, sel.acc)
-        q1_sign, q1_mag, q1_flags, q1_valid = Signal(), Signal(AB), Signal(3), Signal()
-        q1_lz = Signal(range(AB + 1))
-        conv = Signal(16)
-        m.d.comb += conv.eq(fixed_round(m, q1_sign, q1_mag, q1_lz, q1_flags[0], q1_flags[1],
-                                        q1_flags[2]))
-        last_i = ro_addr == cfg.n_in - 1
-        m.d.comb += ro_read.eq(readout & ~ro_done & (ro_state == 0) & ofifo.w_rdy)
-        # (If/Elif rather than Switch: see compress.py)
-        with m.If(readout & ~ro_done):
-            with m.If(ro_state == 0):
-                with m.If(ro_read):
-                    m.d.sync += ro_state.eq(1)
-            with m.Elif(ro_state == 1):     # the word read before it was cleared
-                m.d.sync += [ro_buf.eq(ard.data), ro_lane.eq(0), ro_state.eq(2),
-                             q1_valid.eq(0)]
-            with m.Elif(ro_state == 2):
-                lane_w = lane_layout.size
-                m.d.sync += [ro_buf.eq(ro_buf.as_value() >> lane_w), ro_lane.eq(ro_lane + 1),
-                             q1_sign.eq(sign), q1_mag.eq(mag), q1_lz.eq(lz),
-                             q1_flags.eq(Cat(sel.nan, sel.pinf, sel.ninf)),
-                             q1_valid.eq(ro_lane < L)]
-                with m.If(q1_valid):
-                    m.d.sync += ro_vals.eq(Cat(ro_vals.as_value()[16:], conv))
-                with m.If(ro_lane == L):
-                    m.d.sync += ro_state.eq(3)
-            with m.Else():
-                m.d.sync += [ro_state.eq(0), ro_addr.eq(ro_addr + 1)]
-                with m.If(last_i):
-                    m.d.sync += ro_done.eq(1)
-        word = Signal(self.out_layout)
-        m.d.comb += [word.value.eq(ro_vals), word.index.eq(ro_addr), word.group.eq(cfg.group),
-                     ofifo.w_data.eq(word),
-                     ofifo.w_en.eq(readout & ~ro_done & (ro_state == 3))]
-        m.d.comb += [self.grads.payload.eq(ofifo.r_data), self.grads.valid.eq(ofifo.r_rdy),
-                     ofifo.r_en.eq(self.grads.ready)]
+        m.d.comb += [
+            bank.upd.valid.eq(a_valid), bank.upd.payload.addr.eq(a_addr),
+            bank.readout.eq(running & drained), bank.restart.eq(start),
+            bank.n_words.eq(cfg.n_in), bank.group.eq(cfg.group),
+        ]
+        m.d.comb += [bank.upd.payload.term[l].eq(a_term[l]) for l in range(L)]
+        m.d.comb += [bank.upd.payload.flags[l].eq(a_flags[l]) for l in range(L)]
+        wiring.connect(m, bank.grads, wiring.flipped(self.grads))
 
-        done = running & ro_done & (ofifo.level == 0)
+        done = running & bank.done
         with m.If(start):
             m.d.sync += [running.eq(1), row_loaded.eq(0), row_skip.eq(0), rows_in.eq(0),
-                         rows_done.eq(0), ro_state.eq(0), ro_addr.eq(0), ro_done.eq(0)]
+                         rows_done.eq(0)]
         with m.Elif(done):
             m.d.sync += running.eq(0)
 
@@ -354,7 +460,7 @@ class WGEngine(wiring.Component):
                                               ("busy_c", "events_c", "ops_c", "skipped_c"))
         m.d.sync += [busy_c.eq(busy_c + running),
                      events_c.eq(events_c + event),
-                     ops_c.eq(ops_c + Mux(c_valid, L, 0)),
+                     ops_c.eq(ops_c + Mux(a_valid, L, 0)),
                      skipped_c.eq(skipped_c + (take_delta & Cat(
                          *((self.deltas.payload[l].as_value()[:15] == 0)
                            for l in range(L))).all()))]

@@ -37,6 +37,14 @@ class FPFMA(PipelinedUnit):
     ``neg_prod`` negates the product and ``neg_c`` the addend (fmsub: ``neg_c``;
     fnmadd: both; fnmsub: ``neg_prod``), exactly as negating the operand would.
 
+    With ``scale_width > 0`` the payload has a ``scale`` field and the unit computes
+    ``z = (±a) * b * 2^-scale ± c``, still with one rounding (the SGD update's
+    ``W − lr·g·2^−s``, docs/numerics.md §6): the scale only moves the exact product's
+    exponent, so it enters the alignment amount and the normalisation limit and nothing
+    else.  A product scaled below the window keeps acting as a sticky bit, so subnormal
+    and zero results round correctly for any scale.  With ``scale_width = 0`` (default)
+    the logic is exactly the unscaled unit's.
+
     Datapath steps: unpack and exponent arithmetic; product (one MULT18X18D) beside the
     addend alignment shifter; add/subtract in a 38-bit window (both ``P-A`` and ``A-P``
     so no negation step is needed); 38-bit leading-zero count; normalising shift in two
@@ -53,11 +61,14 @@ class FPFMA(PipelinedUnit):
         Optional side-band tag carried from ``i`` to ``o``.
     cuts : tuple of int, optional
         Explicit register placement (boundaries 1..7).
+    scale_width : int
+        Width of the optional unsigned ``scale`` input (0: none).
 
     Members
     -------
     i : In(stream.Signature(StructLayout))
-        Payload fields ``a, b, c: Float16``, ``neg_prod: 1``, ``neg_c: 1`` and ``tag``.
+        Payload fields ``a, b, c: Float16``, ``neg_prod: 1``, ``neg_c: 1``, [``scale``]
+        and ``tag``.
     o : Out(stream.Signature(StructLayout))
         Payload fields ``z: Float16`` and ``tag``.
     """
@@ -73,9 +84,17 @@ class FPFMA(PipelinedUnit):
     )
     DEFAULT_STAGES = 6
 
-    def __init__(self, stages=None, *, backpressure=False, tag_width=0, cuts=None):
+    def __init__(self, stages=None, *, backpressure=False, tag_width=0, cuts=None,
+                 scale_width=0):
+        if not isinstance(scale_width, int) or scale_width < 0:
+            self._MustUse__silence = True
+            raise ValueError(f"scale_width must be a non-negative integer, not {scale_width!r}")
+        self.scale_width = scale_width
+        fields = {"a": Float16, "b": Float16, "c": Float16, "neg_prod": 1, "neg_c": 1}
+        if scale_width:
+            fields["scale"] = scale_width
         super().__init__(
-            {"a": Float16, "b": Float16, "c": Float16, "neg_prod": 1, "neg_c": 1},
+            fields,
             {"z": Float16},
             stages=stages, backpressure=backpressure, tag_width=tag_width, cuts=cuts)
 
@@ -91,19 +110,37 @@ class FPFMA(PipelinedUnit):
         # Product unit exponent EP = ea + eb - 15, delta = ec - EP.  The addend is shifted
         # right from its left-most slot by 13 - delta = ea + eb - ec - 2 = u - 1 with
         # u = ea + eb + ~ec (7-bit): one carry-save level and one carry chain.
-        x, y, z = ea.as_unsigned(), eb.as_unsigned(), ~Cat(ec, Const(0, 2))
-        csa_sum = (Cat(x, Const(0, 2)) ^ Cat(y, Const(0, 2)) ^ z)[:7]
-        csa_carry = Cat(Const(0, 1), (x & y) | (x & z[:5]) | (y & z[:5]), Const(0, 1))
-        u = (csa_sum + csa_carry)[:7].as_signed()           # sh + 1, -30..58
+        x, y = ea.as_unsigned(), eb.as_unsigned()
+        if self.scale_width:
+            # the scaled product's unit sits `scale` binades lower: u = ea + eb + ~ec +
+            # ~scale + 1 in a wider word, a second carry-save level keeping one carry chain
+            wd = max(7, self.scale_width + 1) + 1
+            xw, yw = Cat(x, Const(0, wd - 5)), Cat(y, Const(0, wd - 5))
+            zw = ~Cat(ec, Const(0, wd - 5))
+            nw = ~Cat(p.scale, Const(0, wd - self.scale_width))
+            s1 = xw ^ yw ^ zw
+            c1 = Cat(Const(0, 1), ((xw & yw) | (xw & zw) | (yw & zw))[:wd - 1])
+            s2 = s1 ^ c1 ^ nw
+            c2 = Cat(Const(1, 1), ((s1 & c1) | (s1 & nw) | (c1 & nw))[:wd - 1])
+            u = (s2 + c2)[:wd].as_signed()
+            esum = ea + eb - p.scale
+            u_low, u_high = u < 1, u > 38
+        else:
+            z = ~Cat(ec, Const(0, 2))
+            csa_sum = (Cat(x, Const(0, 2)) ^ Cat(y, Const(0, 2)) ^ z)[:7]
+            csa_carry = Cat(Const(0, 1), (x & y) | (x & z[:5]) | (y & z[:5]), Const(0, 1))
+            u = (csa_sum + csa_carry)[:7].as_signed()           # sh + 1, -30..58
+            esum = ea + eb
+            u_low, u_high = u[6] | (u[:6] == 0), gt_const(u[:6], 38)
         # addend far above the product (or the product is zero): anchor the window at
         # the addend and keep the product only as a sticky bit
         prod_zero = a_zero | b_zero
-        pmode = u[6] | (u[:6] == 0) | prod_zero
-        u_sat = Mux(pmode, 1, Mux(gt_const(u[:6], 38), 38, u[:6]))[:6]      # 1..38
+        pmode = u_low | prod_zero
+        u_sat = Mux(pmode, 1, Mux(u_high, 38, u[:6]))[:6]                  # 1..38
         s = pipe.stage(
             sp=sp, sc=sc, sub=sub, ma=a.significand(), mb=b.significand(),
             mc=c.significand(), u=u_sat, pmode=pmode, prod_zero=prod_zero,
-            esum=ea + eb, ec=ec,
+            esum=esum, ec=ec,
             nan=(a.is_nan() | b.is_nan() | c.is_nan() | (a_inf & b_zero) | (b_inf & a_zero)
                  | (prod_inf & c_inf & sub)),
             inf=prod_inf | c_inf, inf_sign=Mux(prod_inf, sp, sc),
