@@ -187,3 +187,7 @@ register_config(Config(
     params={"stages": None},
     param_help={"stages": "pipeline stages of every unit (default: each unit's own)"},
 ))
+
+
+# Configurations defined in their own modules register themselves on import.
+from . import configs_core  # noqa: E402,F401

@@ -63,7 +63,13 @@ def _add_train_parser(subparsers) -> None:
                      help="fp16-hw: power-of-two scale of the output gradient")
     opt.add_argument("--seed", type=int, default=d.seed)
     opt.add_argument("--precision", default=d.precision, choices=PRECISIONS)
-    opt.add_argument("--device", default=d.device, choices=DEVICES)
+    opt.add_argument("--device", default=d.device, choices=DEVICES,
+                     help="golden: the golden model in this process; golden-soc: the driver on the SoC's "
+                          "register/memory model; sim: the SoC RTL in a simulator (fp16-hw only)")
+    opt.add_argument("--cores", type=int, default=d.cores,
+                     help="--device golden-soc/sim: cores the program is split across (bit-identical results)")
+    opt.add_argument("--simulator", default=d.simulator, choices=("verilator", "icarus"),
+                     help="--device sim: which simulator runs the RTL")
     opt.add_argument("--threads", type=int, default=d.threads,
                      help="torch intra-op threads (default: torch's choice); 1 is often fastest on a "
                           "busy machine")
@@ -112,6 +118,10 @@ def _print_summary(report: dict) -> None:
         ("throughput", f"{report['samples_per_s']:.0f} samples/s"),
         ("weights sha256", report["weights_sha256"][:16] + "…"),
     ]
+    figures = report.get("device_figures")
+    if figures:
+        rows.append(("device cycles / step", f"{figures['device_cycles_per_step']:.0f}"))
+        rows.append(("DRAM bytes / step", f"{figures['dram_bytes_per_step']:.0f}"))
     if report["klif_k"]:
         rows.append(("KLIF k per layer", ", ".join(f"{k:.3f}" for k in report["klif_k"])))
     if c["report"]:
@@ -133,11 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     from trident.golden.conversion.cli import add_convert_parser
     from trident.golden.noise.cli import add_noise_train_parser
     from trident.golden.quant.cli import add_quant4_parser
+    from trident.rtl.soc.cli import add_regmap_parser
     add_build_parser(subparsers)
     add_convert_parser(subparsers)
     add_quant4_parser(subparsers)
     add_noise_train_parser(subparsers)
     add_fed_parser(subparsers)
+    add_regmap_parser(subparsers)
     return parser
 
 

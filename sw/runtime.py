@@ -43,7 +43,10 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 __all__ = ["TrainConfig", "TrainingError", "train", "evaluate", "SequenceInputs", "PRECISIONS", "DEVICES"]
 
 PRECISIONS = ("fp32", "fp16-hw")
-DEVICES = ("golden",)
+#: ``golden``: the golden model in this process (fp32 or fp16-hw kernels); ``golden-soc``: the
+#: driver on the SoC's register/memory model running the golden kernels; ``sim``: the SoC RTL in
+#: a simulator, through the driver.
+DEVICES = ("golden", "golden-soc", "sim")
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -77,6 +80,8 @@ class TrainConfig:
     seed: int = 0
     precision: str = "fp32"
     device: str = "golden"
+    simulator: str = "verilator"
+    cores: int = 1
     data_root: str | None = None
     train_limit: int | None = None
     threads: int | None = None
@@ -91,6 +96,13 @@ class TrainConfig:
             raise ValueError(f"unknown precision {self.precision!r}; valid choices: {', '.join(PRECISIONS)}")
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}; valid choices: {', '.join(DEVICES)}")
+        if self.device != "golden" and self.precision != "fp16-hw":
+            raise ValueError(f"--device {self.device} computes with the FP16 contract: add --precision fp16-hw "
+                             f"(and --detach-reset)")
+        if self.cores < 1 or (self.cores > 1 and self.device == "golden"):
+            raise ValueError(f"--cores {self.cores}: cores are a device's (--device golden-soc or sim), at least 1")
+        if self.simulator not in ("verilator", "icarus"):
+            raise ValueError(f"unknown simulator {self.simulator!r}; valid choices: verilator, icarus")
         if self.reset not in ("hard", "soft"):
             raise ValueError(f"unknown reset {self.reset!r}; valid choices: hard, soft")
         for name in ("T", "epochs", "batch_size"):
@@ -112,11 +124,12 @@ class TrainConfig:
 
     def outcome_fields(self) -> dict:
         """The settings that decide the result (a resumed run must agree on all of them)."""
-        ignored = {"checkpoint", "checkpoint_every", "resume", "report", "plot", "epochs", "threads"}
+        ignored = {"checkpoint", "checkpoint_every", "resume", "report", "plot", "epochs", "threads", "simulator",
+                   "cores"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ignored}
 
 
-def _make_backend(config: TrainConfig, model: SpikingNetwork):
+def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool):
     if config.precision == "fp32":
         return Fp32Backend(model, config.optimizer, config.lr, config.momentum, config.k_lr_scale)
     if config.optimizer != "sgd":
@@ -124,7 +137,14 @@ def _make_backend(config: TrainConfig, model: SpikingNetwork):
     if not config.detach_reset:
         raise ValueError("--precision fp16-hw implements the detached reset path (docs/numerics.md §4.1); "
                          "add --detach-reset (and use it in the fp32 run you compare with)")
-    return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
+    if config.device == "golden":
+        return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
+    from .device_backend import DeviceBackend, open_device
+    return DeviceBackend(model, lambda words: open_device(config.device, words, cores=config.cores,
+                                                          simulator=config.simulator),
+                         lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale,
+                         batch_size=config.batch_size, steps=config.T, direct_input=direct_input,
+                         cores=config.cores)
 
 
 class SequenceInputs:
@@ -170,7 +190,7 @@ def train(config: TrainConfig, progress: bool = True,
 
     torch.manual_seed(config.seed)
     model = SpikingNetwork(config.model, data.input_shape, data.n_classes, config.neuron_config())
-    backend = _make_backend(config, model)
+    backend = _make_backend(config, model, direct_input=not data.temporal and data.encoding == "direct")
     shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
     encode_gen = torch.Generator().manual_seed(config.seed + 2)
 
@@ -247,6 +267,9 @@ def train(config: TrainConfig, progress: bool = True,
         checkpoint()
 
     weights = backend.weights()
+    device_figures = backend.device_report() if hasattr(backend, "device_report") else None
+    if hasattr(backend, "close"):
+        backend.close()
     report = {
         "test_accuracy": history[-1]["test_accuracy"] if history else None,
         "train_accuracy": history[-1]["train_accuracy"] if history else None,
@@ -263,6 +286,8 @@ def train(config: TrainConfig, progress: bool = True,
         "test_samples": len(data.x_test),
         "config": asdict(config),
     }
+    if device_figures is not None:
+        report["device_figures"] = device_figures
     if config.report:
         atomic_write_text(config.report, json.dumps(report, indent=2) + "\n")
     if config.plot:

@@ -18,7 +18,7 @@ Control port (the core is the target)
 ``program``      in, word address of the first descriptor (sampled on ``start``).
 ``busy``         out: from ``start`` until the program stops (END, or an error).
 ``done``         out: set when the program ended (END reached or error), cleared by ``start``.
-``error``        out: :class:`~trident.rtl.core.errors`-style code, 0 = none; valid with ``done``.
+``error``        out: ``trident.golden.hw.descriptors.ErrorCode``, 0 = none; valid with ``done``.
 ``error_pc``     out: word address of the descriptor that failed.
 """
 

@@ -40,7 +40,10 @@ def add_fed_parser(subparsers) -> argparse.ArgumentParser:
     fed.add_argument("--startup-timeout", type=float, default=d.startup_timeout, metavar="S",
                      help="seconds the server waits for all workers before round 1")
     fed.add_argument("--device", default=d.device, choices=list(DEVICES),
-                     help="golden: hardware-exact FP16 device model; sim, board: not available yet")
+                     help="golden: hardware-exact FP16 device model; sim: the SoC RTL in Verilator (FedAvg); "
+                          "board: not available yet")
+    fed.add_argument("--worker-device", dest="worker_devices", action="append", default=[],
+                     metavar="WORKER:DEVICE", help="put one worker on another device, e.g. 2:sim (repeatable)")
     sec = p.add_argument_group("deployment")
     sec.add_argument("--run-dir", default=None, metavar="DIR",
                      help="where every process writes (default runs/fed-YYYYmmdd-HHMMSS); must be empty")
@@ -89,6 +92,7 @@ def run_fed(args) -> int:
     prog = "trident fed"
     try:
         values = {f.name: getattr(args, f.name) for f in fields(FedConfig) if hasattr(args, f.name)}
+        values["worker_devices"] = ",".join(values.get("worker_devices") or [])
         if values.get("mu") is None:
             values["mu"] = 0.01 if args.strategy == "fedprox" else 0.0
         cfg = FedConfig(**values)

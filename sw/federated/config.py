@@ -89,7 +89,9 @@ class FedConfig:
     ``local_epochs`` (passes over its partition per round), ``strategy`` and ``mu`` (FedProx's
     proximal weight), ``min_workers`` (the fewest valid updates a round needs to change the
     global model), ``round_timeout`` (seconds the server waits for replies),
-    ``startup_timeout`` (seconds it waits for all workers before round 1), ``partition``.
+    ``startup_timeout`` (seconds it waits for all workers before round 1), ``partition``,
+    ``device`` (every worker's, and the server's evaluation) and ``worker_devices``
+    (``"W:DEVICE,…"``: workers on another device, e.g. ``"2:sim"``).
     Device and model: the rest mirrors :class:`trident.sw.runtime.TrainConfig`; the golden
     device trains with the hardware-exact FP16 kernels, which implement the detached reset.
     """
@@ -104,6 +106,7 @@ class FedConfig:
     startup_timeout: float = 180.0
     partition: str = "iid"
     device: str = "golden"
+    worker_devices: str = ""
     dataset: str = "digits"
     model: str = "mlp"
     neuron: str = "lif"
@@ -136,7 +139,24 @@ class FedConfig:
         if not self.round_timeout > 0 or not self.startup_timeout > 0:
             raise ValueError("--round-timeout and the startup timeout must be > 0 seconds")
         parse_partition(self.partition)
+        for worker in self.worker_device_map():
+            if not 0 <= worker < self.workers:
+                raise ValueError(f"--worker-device {worker}:…: there are workers 0..{self.workers - 1}")
         self.train_config().validate()
+
+    def worker_device_map(self) -> dict[int, str]:
+        """``worker_devices`` parsed: ``{worker: device}``."""
+        out = {}
+        for item in filter(None, (t.strip() for t in self.worker_devices.split(","))):
+            worker, sep, device = item.partition(":")
+            if not sep or not worker.strip().isdigit() or not device.strip():
+                raise ValueError(f"worker device {item!r}: expected WORKER:DEVICE, e.g. 2:sim")
+            out[int(worker)] = device.strip()
+        return out
+
+    def device_of(self, worker: int) -> str:
+        """The device worker ``worker`` trains on."""
+        return self.worker_device_map().get(worker, self.device)
 
     def train_config(self, epochs: int | None = None) -> TrainConfig:
         """The equivalent centralised run's settings (``epochs`` defaults to rounds × local epochs)."""

@@ -10,8 +10,9 @@ Devices
     The golden device: :class:`trident.golden.training.HwBackend`, the hardware-exact
     binary16 FP/BP/WG/SGD kernels.  Weights travel as binary16.
 ``sim``
-    The RTL in simulation — not available yet (another issue); asking for it raises
-    :class:`DeviceUnavailableError` with a clear message.
+    The SoC RTL in Verilator, through the driver (:class:`trident.sw.device_backend.DeviceBackend`):
+    the same binary16 weights bit for bit as ``golden`` (FedAvg; FedProx's proximal term needs
+    the gradient on the host and is refused on it).
 ``board``
     A Trident FPGA board over UART/Ethernet — not available yet, likewise.
 
@@ -47,7 +48,7 @@ from trident.golden.hw.update import sgd_update
 from trident.golden.network import SpikingNetwork
 from trident.golden.training import HwBackend
 
-__all__ = ["FederatedDevice", "GoldenDevice", "DeviceUnavailableError", "DEVICES", "make_device",
+__all__ = ["FederatedDevice", "GoldenDevice", "SimDevice", "DeviceUnavailableError", "DEVICES", "make_device",
            "register_device", "available_devices", "check_device"]
 
 
@@ -151,6 +152,62 @@ def _golden(model: SpikingNetwork, config) -> GoldenDevice:
     return GoldenDevice(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
 
 
+class SimDevice:
+    """The SoC RTL in simulation (FedAvg only): one training step is the runtime's device step."""
+
+    name = "sim"
+    precision = "fp16-hw"
+
+    def __init__(self, model: SpikingNetwork, config):
+        from trident.sw.device_backend import DeviceBackend, open_device
+        self.backend = DeviceBackend(model, lambda words: open_device("sim", words), lr=config.lr,
+                                     momentum=config.momentum, loss_scale=config.loss_scale,
+                                     batch_size=config.batch_size, steps=config.T, direct_input=True)
+        self.names = list(self.backend.names)
+
+    @property
+    def overflow_steps(self) -> int:
+        return self.backend.overflow_steps
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        weights = self.backend.weights()
+        return {n: weights[n].detach().numpy().copy() for n in self.names}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        if list(weights) != self.names:
+            raise ValueError(f"weights {list(weights)} do not match the device's layers {self.names}")
+        shapes = [tuple(w.shape) for w in self.backend.net.weights]
+        tensors = []
+        for name, shape in zip(self.names, shapes):
+            a = np.asarray(weights[name])
+            if a.shape != shape or a.dtype != np.float16:
+                raise ValueError(f"{name}: got {a.dtype}{list(a.shape)}, the device holds float16{list(shape)}")
+            tensors.append(torch.from_numpy(a.copy()))
+        momentum = [F.zeros(*t.shape) for t in tensors] if self.backend.program.momentum else None
+        self.backend.load_state_dict({"weights": tensors, "buffers": momentum, "overflow_steps": 0})
+
+    def begin_round(self, mu: float) -> None:
+        if mu > 0:
+            raise DeviceUnavailableError("the sim device runs FedAvg: FedProx's proximal term is added to the "
+                                         "gradient on the host, which the device's fused BP/WG/update does not "
+                                         "hand back; use --strategy fedavg or a golden worker")
+
+    def train_step(self, x_seq, labels):
+        return self.backend.train_step(x_seq, labels)
+
+    def predict(self, x_seq):
+        return self.backend.predict(x_seq)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _sim(model: SpikingNetwork, config) -> SimDevice:
+    if config.encoding not in (None, "direct"):
+        raise DeviceUnavailableError("the sim device is compiled for direct-encoded input")
+    return SimDevice(model, config)
+
+
 def _unavailable(name: str, what: str, issue: str) -> Callable:
     def factory(model, config):
         raise DeviceUnavailableError(f"device {name!r} ({what}) is not available yet: {issue}. "
@@ -161,8 +218,7 @@ def _unavailable(name: str, what: str, issue: str) -> Callable:
 
 DEVICES: dict[str, Callable] = {
     "golden": _golden,
-    "sim": _unavailable("sim", "the Trident RTL in simulation", "the simulation transport is being built in "
-                        "another issue and will plug in here"),
+    "sim": _sim,
     "board": _unavailable("board", "a Trident FPGA board over UART/Ethernet", "there is no board transport yet"),
 }
 

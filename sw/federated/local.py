@@ -58,12 +58,13 @@ def load_fed_data(cfg: FedConfig) -> FedData:
     return FedData(data, make_partition(cfg.partition, data.y_train, cfg.workers, cfg.seed))
 
 
-def build_device(cfg: FedConfig, data):
-    """A device holding the model every run of these settings starts from."""
+def build_device(cfg: FedConfig, data, device: str | None = None):
+    """A device (``cfg.device`` unless named) holding the model every run of these settings
+    starts from."""
     tc = cfg.train_config()
     torch.manual_seed(cfg.seed)
     model = SpikingNetwork(tc.model, data.input_shape, data.n_classes, tc.neuron_config())
-    return make_device(cfg.device, model, tc)
+    return make_device(device or cfg.device, model, tc)
 
 
 def initial_weights(cfg: FedConfig, data=None) -> dict[str, np.ndarray]:
@@ -96,12 +97,20 @@ def local_train(cfg: FedConfig, worker: int, server_round: int, global_weights: 
     x, y = data.x_train[index], data.y_train[index]
     tc = cfg.train_config()
     inputs = SequenceInputs(data, tc)
-    device = build_device(cfg, data)
+    device = build_device(cfg, data, cfg.device_of(worker))
+    try:
+        return _train_on(device, cfg, worker, server_round, global_weights, mu, x, y, inputs)
+    finally:
+        if hasattr(device, "close"):          # a simulator: stop it with the round
+            device.close()
+
+
+def _train_on(device, cfg, worker, server_round, global_weights, mu, x, y, inputs):
     device.set_weights(global_weights)
     device.begin_round(mu)
     shuffle = _generator(cfg.seed, worker, server_round)
     encode = _generator(cfg.seed, worker, server_round, 1)
-    n = len(index)
+    n = len(x)
     loss_sum, correct, seen, steps = 0.0, 0, 0, 0
     start = time.perf_counter()
     for _ in range(cfg.local_epochs):

@@ -183,7 +183,8 @@ class Federation:
     def _prepare(self) -> None:
         cfg = self.cfg
         cfg.validate()
-        check_device(cfg.device)
+        for device in {cfg.device, *cfg.worker_device_map().values()}:
+            check_device(device)
         for f in self.opt.faults:
             if f.worker >= cfg.workers or f.round > cfg.rounds:
                 raise ValueError(f"fault {f}: there are workers 0..{cfg.workers - 1} and rounds 1..{cfg.rounds}")

@@ -40,9 +40,12 @@ def _same_as_simulation(report: dict, participants=None) -> None:
 
 def test_unavailable_device_fails_before_anything_starts(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert main(["fed", "--device", "sim", "--run-dir", str(run_dir), "--quiet"]) == 2
+    assert main(["fed", "--device", "board", "--run-dir", str(run_dir), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "device 'sim' (the Trident RTL in simulation) is not available yet" in err
+    assert "device 'board' (a Trident FPGA board over UART/Ethernet) is not available yet" in err
+    assert not run_dir.exists()
+    assert main(["fed", "--worker-device", "7:sim", "--run-dir", str(run_dir), "--quiet"]) == 2
+    assert "there are workers 0..4" in capsys.readouterr().err
     assert not run_dir.exists()
     assert main(["fed", "--strategy", "fedavg", "--mu", "0.1", "--run-dir", str(run_dir), "--quiet"]) == 2
     assert "--strategy fedprox" in capsys.readouterr().err

@@ -30,10 +30,10 @@ def _device(momentum=0.9):
 
 def test_factory_names_and_unavailable_devices():
     assert set(DEVICES) >= {"golden", "sim", "board"}
-    assert available_devices() == ["golden"]
+    assert available_devices() == ["golden", "sim"]
     assert isinstance(make_device("golden", _model(), type("C", (), dict(lr=0.1, momentum=0.0, loss_scale=1024.0))),
                       GoldenDevice)
-    for name in ("sim", "board"):
+    for name in ("board",):
         with pytest.raises(DeviceUnavailableError, match=f"device '{name}' .* is not available yet.*--device golden"):
             check_device(name)
     with pytest.raises(ValueError, match="unknown device 'fpga'"):
@@ -102,3 +102,34 @@ def test_prox_pulls_towards_the_global_model(batch):
         return sum(float(np.sum((end[k].astype(np.float64) - start[k]) ** 2)) for k in start)
 
     assert drift(2.0) < 0.8 * drift(0.0)
+
+
+def test_worker_devices_are_parsed_and_checked():
+    from trident.sw.federated.config import FedConfig
+    cfg = FedConfig(worker_devices="2:sim, 0:golden")
+    assert cfg.device_of(2) == "sim" and cfg.device_of(0) == "golden" and cfg.device_of(1) == "golden"
+    for bad in ("2sim", "x:sim", "2:"):
+        with pytest.raises(ValueError, match="expected WORKER:DEVICE"):
+            FedConfig(worker_devices=bad).validate()
+
+
+@pytest.mark.slow
+def test_a_sim_worker_gives_the_all_golden_global_model():
+    """One worker of three on the SoC RTL (Verilator): after a round of FedAvg the global
+    weights are bit-identical to the all-golden federation; the sim device refuses FedProx."""
+    from trident.sw.federated.config import FedConfig
+    from trident.sw.federated.local import simulate
+    from trident.sw.federated.devices import SimDevice
+    base = dict(workers=3, rounds=1, local_epochs=1, model="mlp-small", T=2, lr=0.5)
+    golden = simulate(FedConfig(**base))
+    mixed = simulate(FedConfig(**base, worker_devices="1:sim"))
+    assert mixed["weights_sha256"] == golden["weights_sha256"]
+    tc = FedConfig(**base).train_config()
+    dev = SimDevice(_model(), tc)
+    try:
+        with pytest.raises(DeviceUnavailableError, match="FedAvg"):
+            dev.begin_round(0.01)
+        w = dev.get_weights()
+        assert list(w) == ["body.1.weight", "readout.weight"] and all(a.dtype == np.float16 for a in w.values())
+    finally:
+        dev.close()

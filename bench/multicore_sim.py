@@ -1,0 +1,95 @@
+"""Cycles of one training step on the simulated SoC with N = 1, 2, 4 cores (same step, same
+weights afterwards), and the DRAM bytes the RTL counted.
+
+Each configuration is the real SoC RTL (``TridentCore`` × N, round-robin interconnect,
+block-RAM DRAM) on Verilator, driven by the runtime's device backend (host-run phases,
+docs/descriptors.md §10).  Cycles are the device's: a phase lasts as long as its slowest core.
+Writes ``bench/reports/multicore_sim.{md,json}``.  Run: ``python bench/multicore_sim.py``
+(each N is a Verilator build of a few minutes the first time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from trident.atomic import atomic_write_text
+from trident.golden.data import load_dataset
+from trident.golden.network import SpikingNetwork
+from trident.golden.neurons import NeuronConfig
+from trident.golden.training import HwBackend, weights_sha256
+from trident.golden.traffic import gpu_bptt_traffic
+from trident.sw.device_backend import DeviceBackend, open_device
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+
+
+def one_step(cores, model_name, steps, batch, simulator):
+    data = load_dataset("digits", steps)
+    x = data.x_train[:batch].unsqueeze(0).expand(steps, batch, *data.x_train.shape[1:]).contiguous()
+    y = data.y_train[:batch]
+    torch.manual_seed(0)
+    model = SpikingNetwork(model_name, data.input_shape, data.n_classes, NeuronConfig(kind="lif", detach_reset=True))
+    gpu_bytes = gpu_bptt_traffic(SpikingNetwork(model_name, data.input_shape, data.n_classes,
+                                                NeuronConfig(kind="lif", detach_reset=True)), x, y).total
+    reference = HwBackend(model, lr=0.5, momentum=0.9)
+    reference.train_step(x, y)
+    t0 = time.perf_counter()
+    backend = DeviceBackend(model, lambda words: open_device("sim", words, cores=cores, simulator=simulator),
+                            lr=0.5, momentum=0.9, loss_scale=1024.0, batch_size=batch, steps=steps,
+                            direct_input=True, cores=cores)
+    opened = time.perf_counter()
+    backend.train_step(x, y)
+    stepped = time.perf_counter()
+    figures = backend.device_report()
+    sha = weights_sha256(backend.weights())
+    backend.close()
+    return {"cores": cores, "device_cycles": figures["device_cycles"], "core_busy_cycles": figures["core_busy_cycles"],
+            "dram_bytes": figures["dram_bytes_per_step"], "gpu_fp32_bytes": gpu_bytes,
+            "engine_utilization": figures["engine_utilization"],
+            "weights_equal_golden": sha == weights_sha256(reference.weights()), "weights_sha256": sha,
+            "open_s": opened - t0, "step_s": stepped - opened}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--model", default="mlp-small")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--simulator", default="verilator")
+    parser.add_argument("--out", type=Path, default=REPORTS / "multicore_sim")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for cores in args.cores:
+        rows.append(one_step(cores, args.model, args.steps, args.batch, args.simulator))
+        r = rows[-1]
+        print(f"N = {cores}: {r['device_cycles']} cycles, {r['dram_bytes']:.0f} DRAM bytes, "
+              f"weights equal golden: {r['weights_equal_golden']}", flush=True)
+    base = rows[0]["device_cycles"]
+    lines = ["# One training step on the simulated SoC, N cores", "",
+             f"digits, `{args.model}`, LIF, T = {args.steps}, batch {args.batch}, direct input, SGD momentum 0.9; "
+             f"the SoC RTL on {args.simulator} (TridentCore defaults, block-RAM DRAM); cycles from the "
+             "cores' busy counters, a phase counting as its slowest core; DRAM bytes counted by the cores "
+             "at their memory ports.", "",
+             "| N | cycles | speed-up | core busy cycles (sum) | DRAM bytes (RTL) | vs GPU fp32 BPTT | weights = golden (bit for bit) |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['cores']} | {r['device_cycles']:,} | {base / r['device_cycles']:.2f}× | "
+                     f"{r['core_busy_cycles']:,} | {r['dram_bytes']:,.0f} | "
+                     f"−{100 * (1 - r['dram_bytes'] / r['gpu_fp32_bytes']):.1f} % | {'yes' if r['weights_equal_golden'] else 'NO'} |")
+    lines += ["", f"GPU fp32 BPTT step of the same network and batch (golden.traffic, docs/dram-traffic.md): "
+              f"{rows[0]['gpu_fp32_bytes']:,} bytes.", "", f"All N give the same weights: {'yes' if len({r['weights_sha256'] for r in rows}) == 1 else 'NO'}.",
+              "", "Reproduce: `python bench/multicore_sim.py`.", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps({"config": vars(args) | {"out": str(args.out)},
+                                                                  "rows": rows}, indent=2) + "\n")
+    atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

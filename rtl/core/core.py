@@ -1,0 +1,713 @@
+"""The Trident core: a sequencer that fetches layer descriptors (docs/descriptors.md) over
+the memory port and runs them on the engines, bit-exact with the golden device model
+(``trident.golden.hw.program``).  See docs/core.md.
+"""
+
+import inspect
+
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib.wiring import Out
+
+from ...golden.hw import descriptors as D
+from ..engines import FPEngine, WGEngine
+from ..engines.update import UpdateUnit
+from ..neuron import NeuronRegisters, NeuronUnit, SurrogateKind
+from .dma import DMA
+from .glue import (BPWeightLoader, FPWeightLoader, GradScatter, HalfScaler, LaneGather,
+                   LaneSplit, RowReplay)
+from .pipes import BackwardPipe, ForwardPipe, neuron_tag_width
+from .ports import WORD_BITS, ControlSignature, MemoryPortSignature
+
+__all__ = ["TridentCore", "core_params", "descriptor_layout", "counter_layout", "COUNTERS"]
+
+Opcode, LayerType, ErrorCode = D.Opcode, D.LayerType, D.ErrorCode
+
+#: The descriptor as the sequencer sees it, built from the format's field table.
+descriptor_layout = data.FlexibleLayout(WORD_BITS * D.DESC_WORDS, {
+    f.name: data.Field(unsigned(f.width), WORD_BITS * f.word + f.offset) for f in D.FIELDS})
+
+#: Names of the performance counters, in ``counter_layout`` order (docs/core.md §6).
+COUNTERS = ("fp_busy", "bp_busy", "wg_busy", "neuron_busy", "update_busy", "dma_busy",
+            "fp_ops", "fp_skipped", "bp_ops", "bp_skipped", "wg_ops", "wg_skipped",
+            "words_read", "words_written", "descriptors")
+
+
+def counter_layout(width):
+    """The core's performance counters (``counters`` member), cleared by ``start``.
+
+    ``fp_busy``, ``bp_busy`` (the shared FP/BP engine, by opcode), ``wg_busy``,
+    ``neuron_busy`` (the neuron pipes hold items), ``update_busy``, ``dma_busy`` (a DMA
+    channel has work): cycles.  ``fp_ops``/``fp_skipped``, ``bp_ops``/``bp_skipped``: lane
+    operations executed / skipped for a zero input (the engine's own counts);
+    ``wg_ops``/``wg_skipped``: exact-accumulator lane terms / rows skipped (all ``δI`` of the
+    tile ±0).  ``words_read``, ``words_written``: DRAM words (docs/descriptors.md §7);
+    ``descriptors``: fetched.
+    """
+    return data.StructLayout({n: width for n in COUNTERS})
+
+
+def core_params(**params) -> D.CoreParams:
+    """The :class:`~trident.golden.hw.descriptors.CoreParams` of ``TridentCore(**params)``
+    (without building it): what the compiler and the golden device must assume."""
+    p = {k: v.default for k, v in inspect.signature(TridentCore.__init__).parameters.items()
+         if v.default is not inspect.Parameter.empty}
+    p.update(params)
+    dram = (1 << p["addr_width"]) - 1 if p["dram_words"] is None else p["dram_words"]
+    return D.CoreParams(lanes=p["lanes"], weight_depth=p["weight_depth"],
+                        state_depth=p["state_depth"], acc_depth=p["acc_depth"],
+                        max_inputs=p["max_inputs"], max_steps=p["max_steps"],
+                        max_batch=p["max_batch"], max_kernel=1, max_stride=1, max_pool=1,
+                        conv=False, mac=p["mac"], dram_words=dram)
+
+
+def _ceil_div(value, log2):
+    return (value + (1 << log2) - 1) >> log2
+
+
+class TridentCore(wiring.Component):
+    """One Trident core: FC layers and the readout (FP, BP, BPN, WG, UPDATE descriptors).
+
+    Parameters
+    ----------
+    lanes : int
+        ``L`` (a power of two ≥ 2): lanes of the FP/BP engine, WG tile width.
+    weight_depth : int
+        FP/BP engine weight scratchpad words (``L`` binary16 each).
+    state_depth : int
+        Neuron state memory (``V`` / ``δU``): the largest output tile.
+    max_inputs : int
+        Longest input row of the FP/BP engine and the WG tile.
+    max_steps, max_batch : int
+        Largest ``T`` and ``N``.
+    mac : bool
+        Analog (MAC) first-layer input: FP in MAC mode, WG with analog inputs.
+    addr_width : int
+        Memory-port word-address width.
+    dram_words : int, optional
+        Size of DRAM in words (default ``2^addr_width − 1``); nothing at or past it is
+        touched.
+    acc_depth : int
+        The WG capacity reported to the compiler: this core runs a WG tile one group of
+        ``L`` outputs at a time, so the real limit is ``in_cnt ≤ max_inputs``.
+    counter_width : int
+        Width of the performance counters.
+
+    Members
+    -------
+    mem : Out(MemoryPortSignature(addr_width))
+    ctrl : Out(ControlSignature(addr_width))
+    counters : Out(counter_layout(counter_width))
+    overflow : Out(1)
+        A WG of this program wrote a non-finite gradient (cleared by ``start``).
+    """
+
+    def __init__(self, *, lanes=4, weight_depth=1024, state_depth=256, max_inputs=1024,
+                 max_steps=255, max_batch=256, mac=True, addr_width=24, dram_words=None,
+                 acc_depth=1 << 20, counter_width=32):
+        if lanes < 2 or lanes & (lanes - 1):
+            raise ValueError("lanes must be a power of two ≥ 2")
+        self.lanes = lanes
+        self.weight_depth = weight_depth
+        self.state_depth = state_depth
+        self.max_inputs = max_inputs
+        self.max_steps = max_steps
+        self.max_batch = max_batch
+        self.mac = mac
+        self.addr_width = addr_width
+        self.dram_words = (1 << addr_width) - 1 if dram_words is None else dram_words
+        if self.dram_words >= 1 << addr_width:
+            raise ValueError("dram_words must be below 2^addr_width")
+        self.acc_depth = acc_depth
+        self.counter_width = counter_width
+        self.count_bits = 24
+        super().__init__({
+            "mem": Out(MemoryPortSignature(addr_width)),
+            "ctrl": Out(ControlSignature(addr_width)),
+            "counters": Out(counter_layout(counter_width)),
+            "overflow": Out(1),
+        })
+
+    def core_params(self) -> D.CoreParams:
+        """What the compiler and the golden device must assume about this core."""
+        return core_params(lanes=self.lanes, weight_depth=self.weight_depth,
+                           state_depth=self.state_depth, max_inputs=self.max_inputs,
+                           max_steps=self.max_steps, max_batch=self.max_batch, mac=self.mac,
+                           addr_width=self.addr_width, dram_words=self.dram_words,
+                           acc_depth=self.acc_depth, counter_width=self.counter_width)
+
+    # ------------------------------------------------------------------------------------
+    def _validate(self, m, d, prod):
+        """The error code of descriptor ``d``: :func:`~trident.golden.hw.descriptors.validate`
+        in its order, for a core without convolution (``max_kernel = stride = pool = 1``)."""
+        op = d.op
+        is_op = {o: op == o for o in Opcode}
+        readout = d.layer == LayerType.READOUT
+        dram = self.dram_words
+        spikes_x = ~d.analog
+        # slot → (used, kind, output, lo, count, full); kind: 0 weights, 1 spikes, 2 half
+        W, S, H = 0, 1, 2
+        x_kind = Mux(spikes_x, S, H)
+
+        table = {
+            Opcode.FP: {"a": (1, W, 0, 0, d.in_total, d.in_total),
+                        "b": (1, x_kind, 0, 0, d.in_total, d.in_total),
+                        "c": (1, H, 1, d.out_lo, d.out_cnt, d.out_total),
+                        "d": (~readout, S, 1, d.out_lo, d.out_cnt, d.out_total)},
+            Opcode.BP: {"a": (1, W, 0, d.in_lo, d.in_cnt, d.in_total),
+                        "b": (1, H, 0, 0, d.out_total, d.out_total),
+                        "c": (1, H, 1, d.in_lo, d.in_cnt, d.in_total)},
+            Opcode.BPN: {"b": (1, H, 0, d.out_lo, d.out_cnt, d.out_total),
+                         "c": (1, H, 0, d.out_lo, d.out_cnt, d.out_total),
+                         "d": (1, H, 1, d.out_lo, d.out_cnt, d.out_total)},
+            Opcode.WG: {"a": (1, W, 1, d.in_lo, d.in_cnt, d.in_total),
+                        "b": (1, x_kind, 0, d.in_lo, d.in_cnt, d.in_total),
+                        "c": (1, H, 0, d.out_lo, d.out_cnt, d.out_total)},
+        }
+
+        def row_words(count, kind):
+            return Mux(kind == S, _ceil_div(count, 5), _ceil_div(count, 1))
+
+        inc_terms, dram_terms, mis_terms = [], [], []
+        for o, slots in table.items():
+            for s, (used, kind, output, lo, count, full) in slots.items():
+                pitch, words, tstride, addr = (getattr(d, f"{s}_{k}")
+                                               for k in ("pitch", "words", "tstride", "addr"))
+                kind = Signal(2, name=f"kind_{o.name}_{s}")
+                m.d.comb += kind.eq(table[o][s][1])
+                weights = kind == W
+                rows = d.out_total if o == Opcode.BP else d.out_cnt
+                per_sample = weights | (readout if output else tstride == 0)
+                bad = (words != row_words(count, kind))
+                bad |= weights & (rows > 1) & (pitch < row_words(full, H))
+                bad |= ~weights & (pitch < row_words(full, kind))
+                bad |= ~weights & per_sample & (tstride != 0)
+                bad |= (~weights & ~per_sample & (d.steps > 1)
+                        & (tstride < prod[f"{s}_np"]))
+                # slot a is the weight slot of every opcode that uses it
+                span = addr + prod["a_wspan" if s == "a" else f"{s}_span"] + words
+                span = span + Mux(per_sample, 0, prod[f"{s}_tspan"])
+                unit = Mux(kind == S, 31, 1)
+                end = lo + count
+                mis = ((lo & unit) != 0) | (((end & unit) != 0) & (end != full))
+                active = is_op[o] & used
+                inc_terms.append(active & bad)
+                dram_terms.append(active & (span > dram))
+                mis_terms.append(active & mis)
+        inconsistent = Cat(*inc_terms).any()
+        out_of_dram = Cat(*dram_terms).any()
+        misaligned = Cat(*mis_terms).any()
+        flat = (d.in_h, d.in_w, d.out_h, d.out_w, d.pool_h, d.pool_w, d.kernel, d.stride, d.pool,
+                d.kk, d.in_plane, d.out_plane, d.pool_plane)
+        geometry_bad = Cat(*[f != 1 for f in flat]).any() | (d.padding != 0)
+        tiles_bad = ((is_op[Opcode.FP] | is_op[Opcode.BPN]) & ((d.in_lo != 0) | (d.in_cnt != d.in_total)))
+        tiles_bad |= is_op[Opcode.BP] & ((d.out_lo != 0) | (d.out_cnt != d.out_total))
+        tiles_bad |= (d.out_lo + d.out_cnt > d.out_total) | (d.in_lo + d.in_cnt > d.in_total)
+        tiles_bad |= is_op[Opcode.BP] & readout & (d.b_tstride != 0)
+        param_bad = d.param_addr + D.PARAM_WORDS > dram
+
+        neuron_op = (is_op[Opcode.FP] | is_op[Opcode.BPN]) & ~readout
+        sizes = (d.steps, d.batch, d.out_cnt, d.in_cnt, d.out_total, d.in_total, d.kernel,
+                 d.stride, d.pool, d.in_h, d.in_w, d.out_h, d.out_w, d.kk, d.in_plane,
+                 d.out_plane)
+        limits = ((d.steps > self.max_steps) | (d.batch > self.max_batch) | (d.kernel > 1)
+                  | (d.stride > 1) | (d.pool > 1) | (d.padding >= d.kernel))
+        state = Mux(is_op[Opcode.BP], d.in_cnt, Mux(is_op[Opcode.WG], 0, d.out_cnt))
+        inputs = Mux(is_op[Opcode.FP], d.in_total, Mux(is_op[Opcode.BP], d.out_total,
+                                                      Mux(is_op[Opcode.WG], d.in_cnt, 0)))
+        update_bad = ((d.a_addr + d.length > dram) | (d.b_addr + d.length > dram)
+                      | (d.momentum & (d.c_addr + d.length > dram)))
+
+        err = Signal(4)
+        with m.If(op >= 6):
+            m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
+        with m.Elif(is_op[Opcode.END]):
+            m.d.comb += err.eq(ErrorCode.NONE)
+        with m.Elif(is_op[Opcode.UPDATE]):
+            with m.If(d.length == 0):
+                m.d.comb += err.eq(ErrorCode.ZERO_SIZE)
+            with m.Elif(param_bad | update_bad):
+                m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)
+        with m.Elif((d.layer == 3) | (is_op[Opcode.BPN] & readout)):
+            m.d.comb += err.eq(ErrorCode.BAD_LAYER)
+        with m.Elif(neuron_op & (d.neuron == 3)):
+            m.d.comb += err.eq(ErrorCode.BAD_NEURON)
+        with m.Elif(neuron_op & (d.surrogate == 3)):
+            m.d.comb += err.eq(ErrorCode.BAD_SURROGATE)
+        with m.Elif((d.layer == LayerType.CONV)
+                    | (d.analog & (is_op[Opcode.FP] | is_op[Opcode.WG]) & (not self.mac))):
+            m.d.comb += err.eq(ErrorCode.UNSUPPORTED)
+        with m.Elif(Cat(*[f == 0 for f in sizes]).any()):
+            m.d.comb += err.eq(ErrorCode.ZERO_SIZE)
+        with m.Elif(limits):
+            m.d.comb += err.eq(ErrorCode.SIZE_LIMIT)
+        with m.Elif(geometry_bad | tiles_bad | inconsistent):
+            m.d.comb += err.eq(ErrorCode.INCONSISTENT)
+        with m.Elif((is_op[Opcode.FP] | is_op[Opcode.BP]) & (prod["wcap"] > self.weight_depth)):
+            m.d.comb += err.eq(ErrorCode.WEIGHT_CAPACITY)
+        with m.Elif(state > self.state_depth):
+            m.d.comb += err.eq(ErrorCode.STATE_CAPACITY)
+        with m.Elif(inputs > self.max_inputs):
+            m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
+        with m.Elif(is_op[Opcode.WG] & (prod["acap"] > self.acc_depth)):
+            m.d.comb += err.eq(ErrorCode.ACC_CAPACITY)
+        with m.Elif(param_bad | out_of_dram):
+            m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)
+        with m.Elif(misaligned):
+            m.d.comb += err.eq(ErrorCode.MISALIGNED)
+        return err
+
+    # ------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        L = self.lanes
+        log_l = L.bit_length() - 1
+        half = L // 2
+        cb = self.count_bits
+        aw = self.addr_width
+        ctrl = self.ctrl
+        abort = Signal()                  # a refused address at run time: reset the datapath
+        max_rows = self.max_steps * self.max_batch
+
+        def sub(name, unit):
+            m.submodules[name] = ResetInserter(abort)(unit)
+            return unit
+
+        dma = sub("dma", DMA(aw, count_bits=cb, read_channels=3, write_channels=2))
+        fp = sub("fp", FPEngine(L, lane_unit="fma", max_inputs=self.max_inputs,
+                                weight_depth=self.weight_depth, max_steps=max_rows))
+        wg = sub("wg", WGEngine(L, mac_support=self.mac, max_inputs=self.max_inputs,
+                                max_rows=max_rows, groups_bits=cb))
+        upd = sub("update", UpdateUnit(2, momentum=True))
+        nu = sub("neuron", NeuronUnit(tag_width=neuron_tag_width(self.state_depth),
+                                      backpressure=True))
+        fpipe = sub("fwd_pipe", ForwardPipe(fp.out_layout, nu, lanes=L,
+                                            max_neurons=self.state_depth, step_bits=8))
+        bpipe = sub("bwd_pipe", BackwardPipe(nu, max_neurons=self.state_depth, step_bits=8))
+        fp_load = sub("fp_load", FPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
+        bp_load = sub("bp_load", BPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
+        split = sub("split", LaneSplit(fp.out_layout, lanes=L, count_bits=cb))
+        gather = sub("gather", LaneGather(L))
+        scatter = sub("scatter", GradScatter(wg.out_layout, lanes=L, count_bits=cb))
+        scaler = sub("scaler", HalfScaler())
+        replay = sub("replay", RowReplay(max(self.max_inputs, self.state_depth) // 2, cb))
+        m_fifo = sub("m_fifo", fifo.SyncFIFO(width=WORD_BITS, depth=4))
+        wiring.connect(m, dma.bus, wiring.flipped(self.mem))
+        m.d.comb += dma.limit.eq(self.dram_words)
+
+        # the state memory: V in FP, the δU carry in BPN
+        state = memory.Memory(shape=16, depth=self.state_depth, init=[])
+        m.submodules.state = state
+        st_rd = state.read_port()
+        st_wr = state.write_port()
+        fp_phase = Signal()
+        for port, a, b in ((st_rd.addr, fpipe.state.raddr, bpipe.state.raddr),
+                           (st_rd.en, fpipe.state.ren, bpipe.state.ren),
+                           (st_wr.addr, fpipe.state.waddr, bpipe.state.waddr),
+                           (st_wr.data, fpipe.state.wdata, bpipe.state.wdata),
+                           (st_wr.en, fpipe.state.wen, bpipe.state.wen)):
+            m.d.comb += port.eq(Mux(fp_phase, a, b))
+        m.d.comb += [fpipe.state.rdata.eq(st_rd.data), bpipe.state.rdata.eq(st_rd.data)]
+        # one neuron unit: FP's neurons, or BPN's spike recomputation
+        for phase, pipe in ((fp_phase, fpipe), (~fp_phase, bpipe)):
+            with m.If(phase):
+                wiring.connect(m, pipe.neuron.i, nu.i)
+                wiring.connect(m, nu.o, pipe.neuron.o)
+                m.d.comb += nu.regs.eq(pipe.neuron.regs)
+
+        # ---- descriptor and parameter block ---------------------------------------------
+        d = Signal(descriptor_layout)
+        params = Signal(D.PARAM_HEADER_WORDS * WORD_BITS)
+        pc = Signal(aw)
+        par = [params.word_select(k, WORD_BITS) for k in range(D.PARAM_HEADER_WORDS)]
+        regs = Signal(NeuronRegisters)
+        m.d.comb += [
+            regs.kind.eq(d.neuron), regs.soft_reset.eq(d.soft_reset),
+            regs.decay_input.eq(d.decay_input), regs.surrogate.eq(d.surrogate),
+            regs.v_th.eq(par[0][:16]), regs.v_reset.eq(par[0][16:]),
+            regs.v_rest.eq(par[1][:16]), regs.inv_tau.eq(par[1][16:]),
+            regs.leak.eq(par[2][:16]), regs.k.eq(par[2][16:]),
+            regs.alpha.eq(par[3][:16]), regs.half_width.eq(par[3][16:]),
+            regs.neg_alpha_sq.eq(par[4][:16]),
+        ]
+        inv_t, lr, mu, shift = par[4][16:], par[5][:16], par[5][16:], par[6][:5]
+        op = d.op
+        is_op = {o: op == o for o in Opcode}
+        readout = d.layer == LayerType.READOUT
+        steps, batch = d.steps, d.batch
+        m.d.comb += [fpipe.regs.eq(regs), bpipe.regs.eq(regs), fpipe.readout.eq(readout),
+                     fpipe.inv_t.eq(inv_t), fpipe.n_out.eq(d.out_cnt), fpipe.n_steps.eq(steps),
+                     bpipe.n_out.eq(d.out_cnt), bpipe.n_steps.eq(steps), scaler.k.eq(inv_t)]
+
+        # ---- products for the checks and the address programs: one shift-and-add loop ----
+        groups_out = _ceil_div(d.out_cnt, log_l)
+        groups_in = _ceil_div(d.in_cnt, log_l)
+        products = [
+            ("wcap", Mux(is_op[Opcode.BP], groups_in, groups_out),
+             Mux(is_op[Opcode.BP], d.out_total, d.in_total)),
+            ("acap", groups_out, d.in_cnt),
+            ("rows", steps, batch),
+            ("a_last", (groups_out - 1) << log_l, d.a_pitch),       # FP: last weight group
+        ]
+        for s in D.SLOTS:
+            pitch = getattr(d, f"{s}_pitch")
+            products += [(f"{s}_span", batch - 1, pitch),
+                         (f"{s}_tspan", steps - 1, getattr(d, f"{s}_tstride")),
+                         (f"{s}_np", batch, pitch)]
+        products.append(("a_wspan", Mux(is_op[Opcode.BP], d.out_total, d.out_cnt) - 1, d.a_pitch))
+        prod = {name: Signal(48, name=f"prod_{name}") for name, _, _ in products}
+        mul_k = Signal(range(len(products) + 1))
+        mul_bit = Signal(4)
+        mul_acc = Signal(48)
+        mul_a = Signal(16)
+        mul_b = Signal(32)
+        with m.Switch(mul_k):
+            for k, (name, a, b) in enumerate(products):
+                with m.Case(k):
+                    m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
+        mul_next = mul_acc + Mux(mul_a.bit_select(mul_bit, 1), mul_b << mul_bit, 0)
+        err = self._validate(m, d, prod)
+
+        # ---- sequencer --------------------------------------------------------------------
+        word_cnt = Signal(8)
+        group = Signal(cb)
+        wg_a_base = Signal(aw)
+        wg_c_base = Signal(aw)
+        n_groups = Signal(cb)
+        last_lanes = Signal(range(L + 1))
+        last_words = Signal(range(half + 1))
+        running = Signal()
+        stop_code = Signal(4)
+        sent = Signal(6)                  # address programs / commands issued in this state
+        overflow = Signal()
+        restart = Signal()                # a new descriptor's datapath run begins
+        accumulate = Signal()             # a descriptor's run ends: fold engine counters in
+        fetched = Signal()                # a descriptor was fetched and is being checked
+        m.d.comb += [fpipe.start.eq(restart), bpipe.start.eq(restart), fp_load.start.eq(restart),
+                     bp_load.start.eq(restart), split.start.eq(restart),
+                     scatter.start.eq(restart), replay.start.eq(restart), fp.cnt_clear.eq(restart),
+                     wg.cnt_clear.eq(restart)]
+
+        def offer(k, channel, fields):
+            """Offer command ``k`` of this state on ``channel`` until it is taken."""
+            with m.If(~sent[k]):
+                m.d.comb += channel.valid.eq(1)
+                m.d.comb += [getattr(channel.payload, f).eq(v) for f, v in fields.items()]
+                with m.If(channel.ready):
+                    m.d.sync += sent[k].eq(1)
+
+        def program(k, channel, base, a=1, sa=0, b=1, sb=0, c=1, sc=0):
+            offer(k, channel, {"base": base, "count_a": a, "stride_a": sa, "count_b": b,
+                               "stride_b": sb, "count_c": c, "stride_c": sc})
+
+        def route(src, dst):
+            m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
+                         dst.payload.eq(src.payload)]
+
+        def finish(cond):
+            """End the run state when ``cond``; a refused address stops the core."""
+            with m.If(dma.error):
+                m.d.sync += stop_code.eq(ErrorCode.ADDRESS_RANGE)
+                m.d.comb += abort.eq(1)
+                m.next = "STOP"
+            with m.Elif(cond):
+                m.d.comb += accumulate.eq(1)
+                m.next = "NEXT"
+
+        dma_idle = (dma.rd_busy == 0) & (dma.wr_busy == 0)
+        slot = {s: {k: getattr(d, f"{s}_{k}") for k in ("addr", "pitch", "words", "tstride")}
+                for s in D.SLOTS}
+        a, b, c, dd = slot["a"], slot["b"], slot["c"], slot["d"]
+
+        # the FP/BP engine's weight port: from the FP loader or, in BP, the transposing one
+        with m.If(is_op[Opcode.BP]):
+            wiring.connect(m, bp_load.o, fp.weights)
+        with m.Else():
+            wiring.connect(m, fp_load.o, fp.weights)
+        m.d.comb += [fp_load.n_in.eq(d.in_total), fp_load.row_words.eq(a["words"]),
+                     fp_load.n_groups.eq(n_groups), fp_load.last_lanes.eq(last_lanes),
+                     bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
+                     bp_load.last_words.eq(last_words),
+                     split.row_words.eq(c["words"]), split.n_groups.eq(n_groups),
+                     scatter.n_in.eq(d.in_cnt),
+                     scatter.n_lanes.eq(Mux(group == n_groups - 1, last_lanes, L)),
+                     gather.n_words.eq(Mux(group == n_groups - 1, last_words, half))]
+
+        with m.FSM(name="seq") as fsm:
+            with m.State("IDLE"):
+                with m.If(ctrl.start):
+                    m.d.sync += [pc.eq(ctrl.program), stop_code.eq(0), overflow.eq(0)]
+                    m.next = "PC"
+            with m.State("PC"):
+                with m.If(pc + D.DESC_WORDS > self.dram_words):
+                    m.d.sync += stop_code.eq(ErrorCode.PC_RANGE)
+                    m.next = "STOP"
+                with m.Else():
+                    m.d.sync += [word_cnt.eq(0), sent.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                program(0, dma.rd_cmd[0], pc, c=D.DESC_WORDS, sc=1)
+                m.d.comb += dma.rd[0].ready.eq(1)
+                with m.If(dma.rd[0].valid):
+                    m.d.sync += [d.as_value().word_select(word_cnt[:5], WORD_BITS).eq(dma.rd[0].payload),
+                                 word_cnt.eq(word_cnt + 1)]
+                    with m.If(word_cnt == D.DESC_WORDS - 1):
+                        m.d.sync += [mul_k.eq(0), mul_bit.eq(0), mul_acc.eq(0)]
+                        m.next = "MUL"
+                        # END, UPDATE and bad opcodes need none of the products
+                        with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= 6)):
+                            m.next = "CHECK"
+            with m.State("MUL"):
+                m.d.sync += [mul_bit.eq(mul_bit + 1), mul_acc.eq(mul_next)]
+                with m.If(mul_bit == 15):
+                    m.d.sync += [mul_k.eq(mul_k + 1), mul_acc.eq(0)]
+                    with m.Switch(mul_k):
+                        for k, (name, _, _) in enumerate(products):
+                            with m.Case(k):
+                                m.d.sync += prod[name].eq(mul_next)
+                    with m.If(mul_k == len(products) - 1):
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += fetched.eq(1)
+                m.d.sync += [word_cnt.eq(0), sent.eq(0), group.eq(0),
+                             wg_a_base.eq(a["addr"]), wg_c_base.eq(c["addr"])]
+                with m.If(err != 0):
+                    m.d.sync += stop_code.eq(err)
+                    m.next = "STOP"
+                with m.Elif(is_op[Opcode.END]):
+                    m.next = "STOP"
+                with m.Else():
+                    m.next = "PARAM"
+            with m.State("PARAM"):
+                program(0, dma.rd_cmd[0], d.param_addr, c=D.PARAM_HEADER_WORDS, sc=1)
+                m.d.comb += dma.rd[0].ready.eq(1)
+                with m.If(dma.rd[0].valid):
+                    m.d.sync += [params.word_select(word_cnt[:3], WORD_BITS).eq(dma.rd[0].payload),
+                                 word_cnt.eq(word_cnt + 1)]
+                    with m.If(word_cnt == D.PARAM_HEADER_WORDS - 1):
+                        m.d.sync += [word_cnt.eq(0), sent.eq(0)]
+                        m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                m.d.comb += restart.eq(1)
+                groups = Mux(is_op[Opcode.BP], groups_in, groups_out)
+                m.d.sync += [n_groups.eq(groups),
+                             last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
+                             last_words.eq(Mux(is_op[Opcode.BP], a["words"], c["words"])
+                                           - ((groups - 1) << (log_l - 1)))]
+                with m.Switch(op):
+                    with m.Case(Opcode.FP):
+                        m.next = "FP_LOAD"
+                    with m.Case(Opcode.BP):
+                        m.next = "BP_LOAD"
+                    with m.Case(Opcode.BPN):
+                        m.next = "TABLE"
+                    with m.Case(Opcode.WG):
+                        m.next = "WG"
+                    with m.Case(Opcode.UPDATE):
+                        m.next = "UPDATE"
+            with m.State("TABLE"):
+                with m.If(d.surrogate != SurrogateKind.SIGMOID):
+                    m.next = "BPN"
+                with m.Else():
+                    program(0, dma.rd_cmd[0], d.param_addr + D.PARAM_TABLE_OFFSET, c=64, sc=1)
+                    m.d.comb += [dma.rd[0].ready.eq(1), bpipe.table.en.eq(dma.rd[0].valid),
+                                 bpipe.table.addr.eq(word_cnt[:6]),
+                                 bpipe.table.slope.eq(dma.rd[0].payload[:16]),
+                                 bpipe.table.intercept.eq(dma.rd[0].payload[16:])]
+                    with m.If(dma.rd[0].valid):
+                        m.d.sync += word_cnt.eq(word_cnt + 1)
+                        with m.If(word_cnt == 63):
+                            m.d.sync += sent.eq(0)
+                            m.next = "BPN"
+
+            # ---- FP: the weight tile (full groups of L rows, then the last group) -------
+            with m.State("FP_LOAD"):
+                m.d.comb += fp_phase.eq(1)
+                full = Mux(last_lanes == L, n_groups, n_groups - 1)
+                with m.If(full != 0):
+                    program(0, dma.rd_cmd[0], a["addr"], a=full, sa=a["pitch"] << log_l,
+                            b=a["words"], sb=1, c=L, sc=a["pitch"])
+                with m.If((sent[0] | (full == 0)) & (last_lanes != L)):
+                    program(1, dma.rd_cmd[0], a["addr"] + prod["a_last"], b=a["words"], sb=1,
+                            c=last_lanes, sc=a["pitch"])
+                route(dma.rd[0], fp_load.i)
+                done = ((sent[0] | (full == 0)) & (sent[1] | (last_lanes == L)) & dma_idle)
+                with m.If(done):
+                    m.d.sync += sent.eq(0)
+                    m.next = "FP_RUN"
+            with m.State("FP_RUN"):
+                m.d.comb += fp_phase.eq(1)
+                offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
+                                  "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
+                b_steps = Mux(b["tstride"] == 0, 1, steps)
+                program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=b_steps,
+                        sb=b["tstride"], c=b["words"], sc=1)
+                m.d.comb += [replay.words.eq(b["words"]), replay.steps.eq(steps),
+                             replay.replay.eq(b["tstride"] == 0)]
+                with m.If(readout):
+                    program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], c=c["words"], sc=1)
+                with m.Else():
+                    program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=steps,
+                            sb=c["tstride"], c=c["words"], sc=1)
+                    program(2, dma.wr_cmd[1], dd["addr"], a=batch, sa=dd["pitch"], b=steps,
+                            sb=dd["tstride"], c=dd["words"], sc=1)
+                route(dma.rd[0], replay.i)
+                route(replay.o, fp.inputs)
+                wiring.connect(m, fp.currents, fpipe.currents)
+                wiring.connect(m, fpipe.values, dma.wr[0])
+                wiring.connect(m, fpipe.spikes, dma.wr[1])
+                finish(sent[4] & sent[0] & sent[1] & (sent[2] | readout) & ~fp.busy
+                       & ~fpipe.busy & dma_idle)
+
+            # ---- BP: the transposed weight tile, then δI rows (or δO = G·inv_T) ---------
+            with m.State("BP_LOAD"):
+                full = Mux(last_words == half, n_groups, n_groups - 1)
+                with m.If(full != 0):
+                    program(0, dma.rd_cmd[0], a["addr"], a=full, sa=half, b=d.out_total,
+                            sb=a["pitch"], c=half, sc=1)
+                with m.If((sent[0] | (full == 0)) & (last_words != half)):
+                    program(1, dma.rd_cmd[0], a["addr"] + (full << (log_l - 1)), b=d.out_total,
+                            sb=a["pitch"], c=last_words, sc=1)
+                route(dma.rd[0], bp_load.i)
+                done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == half)) & dma_idle)
+                with m.If(done):
+                    m.d.sync += sent.eq(0)
+                    m.next = "BP_RUN"
+            with m.State("BP_RUN"):
+                bp_rows = Mux(readout, batch, prod["rows"])
+                bp_steps = Mux(readout, 1, steps)
+                offer(4, fp.cmd, {"n_in": d.out_total, "n_groups": n_groups, "n_steps": bp_rows,
+                                  "w_base": 0, "mac": 1})
+                program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=bp_steps,
+                        sb=b["tstride"], c=b["words"], sc=1)
+                program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=bp_steps,
+                        sb=c["tstride"], c=n_groups << (log_l - 1), sc=1)
+                with m.If(readout):
+                    route(dma.rd[0], scaler.i)
+                    route(scaler.o, fp.inputs)
+                with m.Else():
+                    route(dma.rd[0], fp.inputs)
+                route(fp.currents, split.i)
+                route(split.o, dma.wr[0])
+                finish(sent[4] & sent[0] & sent[1] & ~fp.busy & dma_idle)
+
+            # ---- BPN: H and δS rows, t = T−1 … 0, → δI rows --------------------------------
+            with m.State("BPN"):
+                program(0, dma.rd_cmd[0], c["addr"] + prod["c_tspan"], a=batch, sa=c["pitch"],
+                        b=steps, sb=-c["tstride"], c=c["words"], sc=1)
+                program(1, dma.rd_cmd[1], b["addr"] + prod["b_tspan"], a=batch, sa=b["pitch"],
+                        b=Mux(b["tstride"] == 0, 1, steps), sb=-b["tstride"], c=b["words"], sc=1)
+                m.d.comb += [replay.words.eq(b["words"]), replay.steps.eq(steps),
+                             replay.replay.eq(b["tstride"] == 0)]
+                program(2, dma.wr_cmd[0], dd["addr"] + prod["d_tspan"], a=batch, sa=dd["pitch"],
+                        b=steps, sb=-dd["tstride"], c=dd["words"], sc=1)
+                route(dma.rd[0], bpipe.h_in)
+                route(dma.rd[1], replay.i)
+                route(replay.o, bpipe.ds_in)
+                route(bpipe.di, dma.wr[0])
+                finish(sent[0] & sent[1] & sent[2] & ~bpipe.busy & dma_idle)
+
+            # ---- WG: one group of L outputs at a time -------------------------------------
+            with m.State("WG"):
+                last = group == n_groups - 1
+                wg_cmd = {"n_in": d.in_cnt, "n_rows": prod["rows"], "group": group}
+                if self.mac:
+                    wg_cmd["mac"] = d.analog
+                offer(4, wg.cmd, wg_cmd)
+                program(0, dma.rd_cmd[0], wg_c_base, a=batch, sa=c["pitch"], b=steps,
+                        sb=c["tstride"], c=Mux(last, last_words, half), sc=1)
+                program(1, dma.rd_cmd[1], b["addr"], a=batch, sa=b["pitch"], b=steps,
+                        sb=b["tstride"], c=b["words"], sc=1)
+                program(2, dma.wr_cmd[0], wg_a_base, b=a["words"], sb=1, c=L, sc=a["pitch"])
+                with m.If(readout):
+                    route(dma.rd[0], scaler.i)
+                    route(scaler.o, gather.i)
+                with m.Else():
+                    route(dma.rd[0], gather.i)
+                route(gather.o, wg.deltas)
+                route(dma.rd[1], wg.inputs)
+                route(wg.grads, scatter.i)
+                route(scatter.o, dma.wr[0])
+                with m.If(scatter.overflow):
+                    m.d.sync += overflow.eq(1)
+                tile_done = sent[4] & sent[0] & sent[1] & sent[2] & ~wg.busy & dma_idle
+                with m.If(tile_done & ~last & ~dma.error):
+                    m.d.sync += [group.eq(group + 1), sent.eq(0),
+                                 wg_a_base.eq(wg_a_base + (a["pitch"] << log_l)),
+                                 wg_c_base.eq(wg_c_base + half)]
+                finish(tile_done & last)
+
+            # ---- UPDATE: W, g (and m) word by word ------------------------------------------
+            with m.State("UPDATE"):
+                with m.If(d.guard & overflow):
+                    m.next = "NEXT"
+                with m.Else():
+                    use_m = d.momentum
+                    offer(4, upd.regs, {"lr": lr, "shift": shift, "mu": mu, "momentum": use_m})
+                    program(0, dma.rd_cmd[0], a["addr"], c=d.length, sc=1)
+                    program(1, dma.rd_cmd[1], b["addr"], c=d.length, sc=1)
+                    program(2, dma.wr_cmd[0], a["addr"], c=d.length, sc=1)
+                    with m.If(use_m):
+                        program(3, dma.rd_cmd[2], c["addr"], c=d.length, sc=1)
+                        program(5, dma.wr_cmd[1], c["addr"], c=d.length, sc=1)
+                    join = dma.rd[0].valid & dma.rd[1].valid & (dma.rd[2].valid | ~use_m)
+                    go = sent[4] & join
+                    m.d.comb += [upd.i.valid.eq(go), upd.i.payload.w.eq(dma.rd[0].payload),
+                                 upd.i.payload.g.eq(dma.rd[1].payload),
+                                 upd.i.payload.m.eq(Mux(use_m, dma.rd[2].payload, 0)),
+                                 dma.rd[0].ready.eq(go & upd.i.ready),
+                                 dma.rd[1].ready.eq(go & upd.i.ready),
+                                 dma.rd[2].ready.eq(go & upd.i.ready & use_m)]
+                    room = m_fifo.w_rdy | ~use_m
+                    m.d.comb += [dma.wr[0].valid.eq(upd.o.valid & room),
+                                 dma.wr[0].payload.data.eq(upd.o.payload.w),
+                                 upd.o.ready.eq(dma.wr[0].ready & room),
+                                 m_fifo.w_en.eq(upd.o.valid & dma.wr[0].ready & use_m),
+                                 m_fifo.w_data.eq(upd.o.payload.m),
+                                 dma.wr[1].valid.eq(m_fifo.r_rdy),
+                                 dma.wr[1].payload.data.eq(m_fifo.r_data),
+                                 m_fifo.r_en.eq(dma.wr[1].ready)]
+                    finish(sent[4] & sent[0] & sent[1] & sent[2] & ((sent[3] & sent[5]) | ~use_m)
+                           & dma_idle)
+
+            with m.State("NEXT"):
+                m.d.sync += pc.eq(pc + D.DESC_WORDS)
+                m.next = "PC"
+            with m.State("STOP"):
+                m.d.sync += [ctrl.done.eq(1), ctrl.error.eq(stop_code),
+                             ctrl.error_pc.eq(Mux(stop_code != 0, pc, 0))]
+                m.next = "IDLE"
+        m.d.comb += running.eq(~fsm.ongoing("IDLE"))
+
+        m.d.comb += [ctrl.busy.eq(running), self.overflow.eq(overflow), dma.clear.eq(ctrl.start)]
+        with m.If(ctrl.start & ~running):
+            m.d.sync += [ctrl.done.eq(0), ctrl.error.eq(0), ctrl.error_pc.eq(0)]
+
+        # ---- counters ---------------------------------------------------------------------
+        cnt = self.counters
+        req = self.mem.req
+        fired = req.valid & req.ready
+        with m.If(ctrl.start & ~running):
+            m.d.sync += cnt.eq(0)
+        with m.Else():
+            m.d.sync += [
+                cnt.descriptors.eq(cnt.descriptors + fetched),
+                cnt.fp_busy.eq(cnt.fp_busy + (fp.busy & is_op[Opcode.FP])),
+                cnt.bp_busy.eq(cnt.bp_busy + (fp.busy & is_op[Opcode.BP])),
+                cnt.wg_busy.eq(cnt.wg_busy + wg.busy),
+                cnt.neuron_busy.eq(cnt.neuron_busy + (fpipe.busy | bpipe.busy)),
+                cnt.update_busy.eq(cnt.update_busy + fsm.ongoing("UPDATE")),
+                cnt.dma_busy.eq(cnt.dma_busy + ~dma_idle),
+                cnt.words_read.eq(cnt.words_read + (fired & ~req.payload.write)),
+                cnt.words_written.eq(cnt.words_written + (fired & req.payload.write)),
+            ]
+            with m.If(accumulate & is_op[Opcode.FP]):
+                m.d.sync += [cnt.fp_ops.eq(cnt.fp_ops + fp.cnt_ops),
+                             cnt.fp_skipped.eq(cnt.fp_skipped + fp.cnt_skipped)]
+            with m.If(accumulate & is_op[Opcode.BP]):
+                m.d.sync += [cnt.bp_ops.eq(cnt.bp_ops + fp.cnt_ops),
+                             cnt.bp_skipped.eq(cnt.bp_skipped + fp.cnt_skipped)]
+            with m.If(accumulate & is_op[Opcode.WG]):
+                m.d.sync += [cnt.wg_ops.eq(cnt.wg_ops + wg.cnt_ops),
+                             cnt.wg_skipped.eq(cnt.wg_skipped + wg.cnt_skipped)]
+        return m

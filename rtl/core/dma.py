@@ -1,0 +1,242 @@
+"""The core's DMA client: address generators, read and write channels over the memory port.
+
+A *channel* moves one tensor between DRAM and an engine stream.  Its addresses come from an
+:class:`AddressGen`, a three-level loop ``base + a·stride_a + b·stride_b + c·stride_c``
+(strides are two's complement modulo the address space, so they may be negative), which
+covers every access pattern of the core: rows of a batch in sample-major order, time
+reversed rows, the gathers and scatters between row-major weights and the engines'
+lane-interleaved words (docs/core.md §4).
+
+Reads are issued round-robin between the read channels and never block the response path:
+a channel issues only while its own response FIFO has room for everything it has in flight,
+and a tag FIFO remembers which channel each outstanding read belongs to, so the in-order
+responses are always taken and steered at once.  Writes go before reads (their producers
+stall otherwise).  An address at or above ``limit`` is not issued; it sets ``error``.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .ports import WORD_BITS, MemoryPortSignature
+
+__all__ = ["gen_layout", "write_layout", "AddressGen", "DMA"]
+
+
+def gen_layout(addr_width: int, count_bits: int) -> data.StructLayout:
+    """An address program: ``base``, loop counts ``count_a/b/c`` (outer to inner; any 0
+    gives no address) and strides ``stride_a/b/c`` (modulo ``2^addr_width``)."""
+    return data.StructLayout({
+        "base": addr_width,
+        "count_a": count_bits, "count_b": count_bits, "count_c": count_bits,
+        "stride_a": addr_width, "stride_b": addr_width, "stride_c": addr_width,
+    })
+
+
+#: Payload of a write channel: the word and ``skip`` (consume an address, write nothing:
+#: lanes past the end of a tensor).
+write_layout = data.StructLayout({"data": WORD_BITS, "skip": 1})
+
+
+class AddressGen(wiring.Component):
+    """Three nested counters producing ``base + a·stride_a + b·stride_b + c·stride_c``.
+
+    Members
+    -------
+    cmd : In(stream.Signature(gen_layout))
+        A program, accepted while idle.
+    addr : Out(stream.Signature(addr_width))
+        ``count_a·count_b·count_c`` addresses, ``c`` fastest.
+    busy : Out(1)
+        An accepted program has addresses left.
+    """
+
+    def __init__(self, addr_width: int, count_bits: int):
+        self.addr_width = addr_width
+        self.layout = gen_layout(addr_width, count_bits)
+        super().__init__({
+            "cmd": In(stream.Signature(self.layout)),
+            "addr": Out(stream.Signature(addr_width)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = Signal(self.layout)
+        a, b, c = (Signal.like(cfg.count_a, name=n) for n in "abc")
+        ptr_a, ptr_b, ptr = (Signal(self.addr_width, name=n) for n in ("ptr_a", "ptr_b", "ptr"))
+        running = Signal()
+        m.d.comb += [self.cmd.ready.eq(~running), self.busy.eq(running),
+                     self.addr.valid.eq(running), self.addr.payload.eq(ptr)]
+        p = self.cmd.payload
+        with m.If(self.cmd.valid & ~running):
+            m.d.sync += [cfg.eq(p), a.eq(0), b.eq(0), c.eq(0),
+                         ptr_a.eq(p.base), ptr_b.eq(p.base), ptr.eq(p.base),
+                         running.eq((p.count_a != 0) & (p.count_b != 0) & (p.count_c != 0))]
+        with m.If(self.addr.valid & self.addr.ready):
+            with m.If(c != cfg.count_c - 1):
+                m.d.sync += [c.eq(c + 1), ptr.eq(ptr + cfg.stride_c)]
+            with m.Elif(b != cfg.count_b - 1):
+                m.d.sync += [c.eq(0), b.eq(b + 1), ptr_b.eq(ptr_b + cfg.stride_b),
+                             ptr.eq(ptr_b + cfg.stride_b)]
+            with m.Elif(a != cfg.count_a - 1):
+                nxt = ptr_a + cfg.stride_a
+                m.d.sync += [c.eq(0), b.eq(0), a.eq(a + 1), ptr_a.eq(nxt), ptr_b.eq(nxt),
+                             ptr.eq(nxt)]
+            with m.Else():
+                m.d.sync += running.eq(0)
+        return m
+
+
+class DMA(wiring.Component):
+    """Read and write channels sharing one memory port (docs/core.md §4).
+
+    Parameters
+    ----------
+    addr_width : int
+        Word-address width of the memory port.
+    count_bits : int
+        Width of an address program's loop counts.
+    read_channels, write_channels : int
+        Number of channels.
+    depth : int
+        Response FIFO depth per read channel (its maximum outstanding reads).
+
+    Members
+    -------
+    bus : Out(MemoryPortSignature(addr_width))
+        The memory port (the core is the initiator).
+    rd_cmd : In(stream.Signature(gen_layout)).array(read_channels)
+        Address program of each read channel.
+    rd : Out(stream.Signature(32)).array(read_channels)
+        The words read, in address-program order.
+    rd_busy : Out(read_channels)
+        Channel has addresses left or words not yet taken.
+    wr_cmd : In(stream.Signature(gen_layout)).array(write_channels)
+        Address program of each write channel.
+    wr : In(stream.Signature(write_layout)).array(write_channels)
+        The words to write, one per address (``skip``: consume the address only).
+    wr_busy : Out(write_channels)
+        Channel has addresses left.
+    limit : In(addr_width)
+        Addresses ``>= limit`` are refused.
+    error : Out(1)
+        An address was refused (sticky until ``clear``).
+    clear : In(1)
+        Clears ``error``.
+    """
+
+    def __init__(self, addr_width=24, *, count_bits=16, read_channels=3, write_channels=2,
+                 depth=8):
+        self.addr_width = addr_width
+        self.count_bits = count_bits
+        self.n_rd = read_channels
+        self.n_wr = write_channels
+        self.depth = depth
+        layout = gen_layout(addr_width, count_bits)
+        super().__init__({
+            "bus": Out(MemoryPortSignature(addr_width)),
+            "rd_cmd": In(stream.Signature(layout)).array(read_channels),
+            "rd": Out(stream.Signature(WORD_BITS)).array(read_channels),
+            "rd_busy": Out(read_channels),
+            "wr_cmd": In(stream.Signature(layout)).array(write_channels),
+            "wr": In(stream.Signature(write_layout)).array(write_channels),
+            "wr_busy": Out(write_channels),
+            "limit": In(addr_width),
+            "error": Out(1),
+            "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        req, resp = self.bus.req, self.bus.resp
+        refused = Signal()
+
+        # ---- write channels: a write goes out when its address and its word are both there
+        wr_issue = Signal()
+        wr_sel = [Signal(name=f"wr_sel{k}") for k in range(self.n_wr)]
+        taken = Signal()
+        for k in range(self.n_wr):
+            gen = AddressGen(self.addr_width, self.count_bits)
+            m.submodules[f"wgen{k}"] = gen
+            wiring.connect(m, wiring.flipped(self.wr_cmd[k]), gen.cmd)
+            m.d.comb += self.wr_busy[k].eq(gen.busy)
+            both = gen.addr.valid & self.wr[k].valid
+            bad = gen.addr.payload >= self.limit
+            silent = self.wr[k].payload.skip | bad
+            # the first channel with a real write owns the bus this cycle
+            mine = both & ~silent & ~taken
+            m.d.comb += wr_sel[k].eq(mine)
+            fire = both & (silent | (mine & req.ready))
+            m.d.comb += [gen.addr.ready.eq(fire), self.wr[k].ready.eq(fire)]
+            with m.If(both & bad & ~self.wr[k].payload.skip):
+                m.d.comb += refused.eq(1)
+            with m.If(mine):
+                m.d.comb += [req.payload.addr.eq(gen.addr.payload), req.payload.write.eq(1),
+                             req.payload.data.eq(self.wr[k].payload.data)]
+            taken = taken | mine
+        m.d.comb += wr_issue.eq(taken)
+
+        # ---- read channels: credits, round-robin, tag FIFO steering the responses
+        tag_bits = max(1, (self.n_rd - 1).bit_length())
+        tags = fifo.SyncFIFO(width=tag_bits, depth=self.n_rd * self.depth)
+        m.submodules.tags = tags
+        rr = Signal(range(self.n_rd))                   # channel with priority this cycle
+        cand = Signal(self.n_rd)
+        fifos, gens = [], []
+        for k in range(self.n_rd):
+            gen = AddressGen(self.addr_width, self.count_bits)
+            m.submodules[f"rgen{k}"] = gen
+            wiring.connect(m, wiring.flipped(self.rd_cmd[k]), gen.cmd)
+            buf = fifo.SyncFIFO(width=WORD_BITS, depth=self.depth)
+            m.submodules[f"rbuf{k}"] = buf
+            pending = Signal(range(self.depth + 1), name=f"pending{k}")
+            m.d.comb += [
+                self.rd[k].valid.eq(buf.r_rdy), self.rd[k].payload.eq(buf.r_data),
+                buf.r_en.eq(self.rd[k].ready),
+                self.rd_busy[k].eq(gen.busy | (pending != 0)),
+                cand[k].eq(gen.addr.valid & (pending != self.depth)),
+            ]
+            issue = Signal(name=f"issue{k}")
+            popped = self.rd[k].valid & self.rd[k].ready
+            m.d.sync += pending.eq(pending + issue - popped)
+            fifos.append(buf)
+            gens.append((gen, issue))
+
+        # rotate the candidates so that channel ``rr`` comes first
+        pick = Signal(range(self.n_rd))
+        found = Signal()
+        for off in reversed(range(self.n_rd)):
+            idx = Signal(range(self.n_rd), name=f"rr_idx{off}")
+            m.d.comb += idx.eq(Mux(rr + off >= self.n_rd, rr + off - self.n_rd, rr + off))
+            with m.If(cand.bit_select(idx, 1)):
+                m.d.comb += [pick.eq(idx), found.eq(1)]
+        for k, (gen, issue) in enumerate(gens):
+            bad = gen.addr.payload >= self.limit
+            sel = found & (pick == k) & ~wr_issue
+            with m.If(sel):
+                m.d.comb += [req.payload.addr.eq(gen.addr.payload), req.payload.write.eq(0)]
+                with m.If(bad):
+                    m.d.comb += [gen.addr.ready.eq(1), refused.eq(1)]
+                with m.Else():
+                    m.d.comb += [issue.eq(req.ready), gen.addr.ready.eq(req.ready),
+                                 tags.w_en.eq(req.ready), tags.w_data.eq(k)]
+                    with m.If(req.ready):
+                        m.d.sync += rr.eq(Mux(k == self.n_rd - 1, 0, k + 1))
+        read_req = Signal()
+        for k, (gen, _) in enumerate(gens):
+            with m.If(found & (pick == k) & ~wr_issue & (gen.addr.payload < self.limit)):
+                m.d.comb += read_req.eq(1)
+        m.d.comb += req.valid.eq(wr_issue | read_req)
+
+        m.d.comb += [resp.ready.eq(tags.r_rdy), tags.r_en.eq(resp.valid & tags.r_rdy)]
+        for k, buf in enumerate(fifos):
+            m.d.comb += [buf.w_data.eq(resp.payload),
+                         buf.w_en.eq(resp.valid & tags.r_rdy & (tags.r_data == k))]
+
+        with m.If(self.clear):
+            m.d.sync += self.error.eq(0)
+        with m.Elif(refused):
+            m.d.sync += self.error.eq(1)
+
+        return m

@@ -1,0 +1,410 @@
+"""Word-format adapters between the DMA channels (32-bit DRAM words, two binary16 per word)
+and the engines' ``L``-lane words (docs/core.md §4).
+
+DRAM holds weights and gradients row-major (one row per output neuron, two binary16 per
+word, docs/descriptors.md §5); the engines want lane-interleaved words.  The DMA's address
+programs visit the DRAM words in the order each adapter consumes them, so the adapters
+only count and shuffle halves:
+
+:class:`FPWeightLoader`   FP: ``L`` rows' word ``p`` → engine words ``(g, 2p)``, ``(g, 2p+1)``
+:class:`BPWeightLoader`   BP: row ``j``'s words of a column group → engine word ``(g, j)``
+:class:`LaneGather`       ``L/2`` words → one ``L``-lane value (WG deltas)
+:class:`LaneSplit`        one ``L``-lane word → ``L/2`` words (BP currents → ``δS``)
+:class:`GradScatter`      WG gradients of inputs ``2p``, ``2p+1`` → one word per row
+:class:`HalfScaler`       both halves of a word times a binary16 constant (``δO = G·inv_T``)
+:class:`RowReplay`        a per-sample row read once, presented for every step
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..fp16 import FPMul, Float16
+from .dma import write_layout
+from .ports import WORD_BITS
+
+__all__ = ["FPWeightLoader", "BPWeightLoader", "LaneGather", "LaneSplit", "GradScatter",
+           "HalfScaler", "RowReplay"]
+
+
+def _lanes_word(lanes):
+    return data.ArrayLayout(Float16, lanes)
+
+
+class FPWeightLoader(wiring.Component):
+    """Row-major weights → the FP engine's words (``W[g·L + l, i]`` in lane ``l``).
+
+    Input order: for each group ``g``, for each word ``p`` of a row, the word ``p`` of the
+    group's rows ``g·L … g·L + lanes(g) − 1`` (``lanes(g) = L``, or ``last_lanes`` for the
+    last group).  Output: engine words ``(g, 2p)`` then ``(g, 2p + 1)`` (the latter only if
+    ``2p + 1 < n_in``) at consecutive addresses from 0; missing lanes are ``+0``.
+
+    Members
+    -------
+    i : In(stream.Signature(32))
+    o : Out(stream.Signature(StructLayout{data, addr}))
+        The engine's weight-write payload.
+    n_in, row_words, n_groups, last_lanes : In
+        Layer geometry (held while loading).
+    start : In(1)
+        Restart the counters.
+    """
+
+    def __init__(self, write_layout_, *, lanes, count_bits):
+        if lanes < 2 or lanes % 2:
+            raise ValueError("the core needs an even lane count")
+        self.lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(WORD_BITS)),
+            "o": Out(stream.Signature(write_layout_)),
+            "n_in": In(count_bits), "row_words": In(count_bits), "n_groups": In(count_bits),
+            "last_lanes": In(range(lanes + 1)),
+            "start": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.lanes
+        lane = Signal(range(L))
+        p = Signal.like(self.row_words)
+        g = Signal.like(self.n_groups)
+        lo = Signal(_lanes_word(L))
+        hi = Signal(_lanes_word(L))
+        hi_pending = Signal()
+        addr = Signal.like(self.o.payload.addr)
+        n_lanes = Mux(g == self.n_groups - 1, self.last_lanes, L)
+        group_end = lane == n_lanes - 1
+        # the odd word goes out in the cycle after the even one; only a one-lane group can
+        # complete again in that cycle, so only then is the input held back
+        m.d.comb += self.i.ready.eq(~(hi_pending & group_end & (n_lanes == 1)))
+        fire = self.i.valid & self.i.ready
+        with m.If(fire):
+            m.d.sync += [lo[lane].eq(self.i.payload[:16]), hi[lane].eq(self.i.payload[16:])]
+            with m.If(group_end):
+                m.d.sync += lane.eq(0)
+                with m.If(p == self.row_words - 1):
+                    m.d.sync += [p.eq(0), g.eq(g + 1)]
+                with m.Else():
+                    m.d.sync += p.eq(p + 1)
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        even = Signal(_lanes_word(L))
+        odd = Signal(_lanes_word(L))
+        for l in range(L):
+            keep = l < n_lanes
+            m.d.comb += [
+                even[l].eq(Mux(keep, Mux(lane == l, self.i.payload[:16], lo[l]), 0)),
+                odd[l].eq(Mux(keep, Mux(lane == l, self.i.payload[16:], hi[l]), 0)),
+            ]
+        emit_even = fire & group_end
+        held = Signal(_lanes_word(L))
+        with m.If(emit_even):
+            m.d.sync += [held.eq(odd), hi_pending.eq((p << 1) + 1 < self.n_in)]
+        with m.Elif(hi_pending):
+            m.d.sync += hi_pending.eq(0)
+        m.d.comb += [self.o.valid.eq(emit_even | hi_pending),
+                     self.o.payload.data.eq(Mux(hi_pending, held, even)),
+                     self.o.payload.addr.eq(addr)]
+        with m.If(self.o.valid):
+            m.d.sync += addr.eq(addr + 1)
+        with m.If(self.start):
+            m.d.sync += [lane.eq(0), p.eq(0), g.eq(0), addr.eq(0), hi_pending.eq(0)]
+        return m
+
+
+class BPWeightLoader(wiring.Component):
+    """Row-major weights → the transposed engine words (``W[j, g·L + l]`` in lane ``l``).
+
+    Input order: for each column group ``g``, for each row ``j``, the ``words(g)`` words of
+    the group in row ``j`` (``L/2``, or ``last_words`` for the last group).  Output: engine
+    word ``(g, j)`` at consecutive addresses from 0; lanes of unread words are ``+0``.
+
+    Members
+    -------
+    i : In(stream.Signature(32))
+    o : Out(stream.Signature(StructLayout{data, addr}))
+    n_rows, n_groups, last_words : In
+    start : In(1)
+    """
+
+    def __init__(self, write_layout_, *, lanes, count_bits):
+        self.lanes = lanes
+        half = lanes // 2
+        super().__init__({
+            "i": In(stream.Signature(WORD_BITS)),
+            "o": Out(stream.Signature(write_layout_)),
+            "n_rows": In(count_bits), "n_groups": In(count_bits),
+            "last_words": In(range(half + 1)),
+            "start": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        half = self.lanes // 2
+        k = Signal(range(max(2, half)))
+        j = Signal.like(self.n_rows)
+        g = Signal.like(self.n_groups)
+        acc = Signal(half * WORD_BITS)
+        addr = Signal.like(self.o.payload.addr)
+        n_words = Mux(g == self.n_groups - 1, self.last_words, half)
+        last = k == n_words - 1
+        m.d.comb += self.i.ready.eq(1)
+        word = Signal(half * WORD_BITS)
+        for q in range(half):
+            m.d.comb += word.word_select(q, WORD_BITS).eq(
+                Mux(q < n_words, Mux(k == q, self.i.payload, acc.word_select(q, WORD_BITS)), 0))
+        fire = self.i.valid
+        with m.If(fire):
+            m.d.sync += acc.word_select(k, WORD_BITS).eq(self.i.payload)
+            with m.If(last):
+                m.d.sync += [k.eq(0), addr.eq(addr + 1)]
+                with m.If(j == self.n_rows - 1):
+                    m.d.sync += [j.eq(0), g.eq(g + 1)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+        m.d.comb += [self.o.valid.eq(fire & last), self.o.payload.data.eq(word),
+                     self.o.payload.addr.eq(addr)]
+        with m.If(self.start):
+            m.d.sync += [k.eq(0), j.eq(0), g.eq(0), addr.eq(0)]
+        return m
+
+
+class LaneGather(wiring.Component):
+    """``n_words`` (1 … ``L/2``) consecutive words → one ``L``-lane value; lanes of missing
+    words are ``+0``.
+
+    Members
+    -------
+    i : In(stream.Signature(32))
+    o : Out(stream.Signature(ArrayLayout(Float16, L)))
+    n_words : In
+    """
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(WORD_BITS)),
+            "o": Out(stream.Signature(_lanes_word(lanes))),
+            "n_words": In(range(lanes // 2 + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        half = self.lanes // 2
+        k = Signal(range(max(2, half)))
+        acc = Signal(half * WORD_BITS)
+        last = k == self.n_words - 1
+        word = Signal(half * WORD_BITS)
+        for q in range(half):
+            m.d.comb += word.word_select(q, WORD_BITS).eq(
+                Mux(q < self.n_words, Mux(k == q, self.i.payload, acc.word_select(q, WORD_BITS)), 0))
+        m.d.comb += [self.o.valid.eq(self.i.valid & last), self.o.payload.eq(word),
+                     self.i.ready.eq(~last | self.o.ready)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += acc.word_select(k, WORD_BITS).eq(self.i.payload)
+            m.d.sync += k.eq(Mux(last, 0, k + 1))
+        return m
+
+
+class LaneSplit(wiring.Component):
+    """One ``L``-lane word → ``L/2`` words, lane ``2q`` low in word ``q``; words at or past
+    ``row_words`` within a row of ``n_groups`` lane words are marked ``skip``.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout{value: ArrayLayout(Float16, L), ...}))
+        The engine's current words (other fields ignored).
+    o : Out(stream.Signature(write_layout))
+    row_words, n_groups : In
+    start : In(1)
+    """
+
+    def __init__(self, in_layout, *, lanes, count_bits):
+        self.lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(in_layout)),
+            "o": Out(stream.Signature(write_layout)),
+            "row_words": In(count_bits), "n_groups": In(count_bits),
+            "start": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        half = self.lanes // 2
+        q = Signal(range(max(2, half)))
+        g = Signal.like(self.n_groups)
+        col = Signal.like(self.row_words)          # word index within the row
+        value = self.i.payload.value
+        m.d.comb += [self.o.valid.eq(self.i.valid),
+                     self.o.payload.data.eq(value.as_value().word_select(q, WORD_BITS)),
+                     self.o.payload.skip.eq(col >= self.row_words),
+                     self.i.ready.eq(self.o.ready & (q == half - 1))]
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(q == half - 1):
+                m.d.sync += q.eq(0)
+                with m.If(g == self.n_groups - 1):
+                    m.d.sync += [g.eq(0), col.eq(0)]
+                with m.Else():
+                    m.d.sync += [g.eq(g + 1), col.eq(col + 1)]
+            with m.Else():
+                m.d.sync += [q.eq(q + 1), col.eq(col + 1)]
+        with m.If(self.start):
+            m.d.sync += [q.eq(0), g.eq(0), col.eq(0)]
+        return m
+
+
+class GradScatter(wiring.Component):
+    """WG gradient words (``L`` lanes of input ``i``) → row-major words: per pair of inputs
+    ``(2p, 2p+1)`` one word per lane ``l`` (row ``g·L + l``); lanes ``≥ n_lanes`` are
+    ``skip``; an odd ``n_in`` pads the last word with ``+0``.  Also flags non-finite
+    gradients of the written lanes.
+
+    Members
+    -------
+    i : In(stream.Signature(grad_layout))
+    o : Out(stream.Signature(write_layout))
+    n_in : In
+    n_lanes : In
+        Rows of this tile that exist.
+    start : In(1)
+    overflow : Out(1)
+        Pulse: a gradient of an existing row taken this cycle is ±inf or NaN.
+    """
+
+    def __init__(self, in_layout, *, lanes, count_bits):
+        self.lanes = lanes
+        super().__init__({
+            "i": In(stream.Signature(in_layout)),
+            "o": Out(stream.Signature(write_layout)),
+            "n_in": In(count_bits),
+            "n_lanes": In(range(lanes + 1)),
+            "start": In(1),
+            "overflow": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.lanes
+        even = Signal(_lanes_word(L))
+        idx = Signal.like(self.n_in)              # inputs taken
+        lane = Signal(range(L))
+        value = self.i.payload.value
+        odd_in = idx[0]
+        last_in = idx == self.n_in - 1
+        # a pair is complete with its odd input, or with the even one if it is the last
+        pair = Signal()
+        m.d.comb += pair.eq(self.i.valid & (odd_in | last_in))
+        hi = Mux(odd_in, value[lane], 0)
+        lo = Mux(odd_in, even[lane], value[lane])
+        m.d.comb += [self.o.valid.eq(pair), self.o.payload.data.eq(Cat(lo, hi)),
+                     self.o.payload.skip.eq(lane >= self.n_lanes),
+                     self.i.ready.eq(~pair | (self.o.ready & (lane == L - 1)))]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [idx.eq(Mux(last_in, 0, idx + 1)), lane.eq(0)]
+            with m.If(~pair):
+                m.d.sync += even.eq(value)
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += lane.eq(lane + 1)
+        for l in range(L):
+            with m.If(self.i.valid & self.i.ready & (l < self.n_lanes) & (value[l].exponent == 0x1F)):
+                m.d.comb += self.overflow.eq(1)
+        with m.If(self.start):
+            m.d.sync += [idx.eq(0), lane.eq(0)]
+        return m
+
+
+class HalfScaler(wiring.Component):
+    """Both binary16 halves of each word times ``k`` (one ``FPMul``, two cycles per word).
+
+    Members
+    -------
+    i : In(stream.Signature(32))
+    o : Out(stream.Signature(32))
+    k : In(Float16)
+    """
+
+    def __init__(self):
+        super().__init__({
+            "i": In(stream.Signature(WORD_BITS)),
+            "o": Out(stream.Signature(WORD_BITS)),
+            "k": In(Float16),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        mul = FPMul(3, backpressure=True, tag_width=1)
+        m.submodules.mul = mul
+        half = Signal()
+        m.d.comb += [mul.i.valid.eq(self.i.valid), mul.i.payload.a.eq(self.i.payload.word_select(half, 16)),
+                     mul.i.payload.b.eq(self.k), mul.i.payload.tag.eq(half),
+                     self.i.ready.eq(mul.i.ready & half)]
+        with m.If(mul.i.valid & mul.i.ready):
+            m.d.sync += half.eq(~half)
+        lo = Signal(16)
+        m.d.comb += [self.o.valid.eq(mul.o.valid & mul.o.payload.tag),
+                     self.o.payload.eq(Cat(lo, mul.o.payload.z)),
+                     mul.o.ready.eq(~mul.o.payload.tag | self.o.ready)]
+        with m.If(mul.o.valid & ~mul.o.payload.tag):
+            m.d.sync += lo.eq(mul.o.payload.z)
+        return m
+
+
+class RowReplay(wiring.Component):
+    """A per-sample input row repeated for every step from one DRAM read (an input slot
+    with ``tstride = 0``: direct-encoded input, ``δS`` below the readout).
+
+    With ``replay`` the row's first pass goes through from ``i`` (and into a buffer); the
+    ``steps − 1`` further passes come from the buffer, so DRAM is read once per sample, as
+    the traffic model of docs/descriptors.md §7 counts.  Without ``replay`` it is a wire.
+
+    Members
+    -------
+    i : In(stream.Signature(32))
+    o : Out(stream.Signature(32))
+    words : In(count_bits)
+        Words per row (≤ ``depth``).
+    steps : In(8)
+        Passes per row (T).
+    replay : In(1)
+    start : In(1)
+        Restart (a new descriptor).
+    """
+
+    def __init__(self, depth, count_bits):
+        self.depth = depth
+        super().__init__({
+            "i": In(stream.Signature(WORD_BITS)),
+            "o": Out(stream.Signature(WORD_BITS)),
+            "words": In(count_bits), "steps": In(8), "replay": In(1), "start": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        buf = memory.Memory(shape=WORD_BITS, depth=self.depth, init=[])
+        m.submodules.buf = buf
+        wr, rd = buf.write_port(), buf.read_port()
+        w = Signal(range(self.depth + 1))          # words presented in this pass
+        fetch = Signal(range(self.depth + 1))      # words read from the buffer in this pass
+        have = Signal()                            # rd.data is the next word to present
+        t = Signal(8)
+        o_fire = self.o.valid & self.o.ready
+        last_word = w == self.words - 1
+        with m.If(~self.replay | (t == 0)):
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload),
+                         self.i.ready.eq(self.o.ready),
+                         wr.addr.eq(w), wr.data.eq(self.i.payload), wr.en.eq(o_fire & self.replay)]
+        with m.Else():
+            advance = ~have | self.o.ready
+            m.d.comb += [self.o.valid.eq(have), self.o.payload.eq(rd.data),
+                         rd.addr.eq(fetch), rd.en.eq(advance)]
+            with m.If(advance):
+                m.d.sync += [have.eq(fetch != self.words), fetch.eq(Mux(fetch != self.words, fetch + 1, fetch))]
+        with m.If(o_fire & self.replay):
+            m.d.sync += w.eq(Mux(last_word, 0, w + 1))
+            with m.If(last_word):
+                m.d.sync += [t.eq(Mux(t == self.steps - 1, 0, t + 1)), fetch.eq(0), have.eq(0)]
+        with m.If(self.start):
+            m.d.sync += [w.eq(0), fetch.eq(0), have.eq(0), t.eq(0)]
+        return m

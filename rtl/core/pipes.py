@@ -1,0 +1,349 @@
+"""The layer pipes of a core: what sits between the engines and the DMA channels.
+
+:class:`ForwardPipe`   FP engine currents → neuron unit → packed spike words and saved ``H``
+                       words (a hidden layer), or the readout integrator → logits.
+:class:`BackwardPipe`  saved ``H`` and the incoming ``δS`` → spike recomputation → the
+                       δU recursion (t = T … 1) → ``δI`` words (BPN).
+
+Both keep one 16-bit word per neuron in the core's state memory (``V`` in FP, the δU carry
+in BP; docs/neuron-unit.md §1.1) through a :data:`StateSignature` port, and both serve one
+neuron per cycle.  Hazard rule: an item may enter the neuron pipeline only while fewer
+than ``n_out`` items are in flight — its own previous step is then out and its state word
+written back, for any layer size (small layers simply run at ``n_out / latency`` items per
+cycle).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..fp16 import FPMul, Float16
+from ..neuron import NeuronBackwardUnit, NeuronKind, NeuronRegisters, SigmoidTableSignature
+from .dma import write_layout
+from .ports import WORD_BITS
+
+__all__ = ["StateSignature", "NeuronSignature", "ForwardPipe", "BackwardPipe", "CANONICAL_NAN"]
+
+#: binary16 canonical NaN: the readout's threshold (``ge(Z, NaN)`` is false: never fires).
+CANONICAL_NAN = 0x7E00
+
+
+def StateSignature(depth):
+    """Port of the per-neuron state memory (synchronous read with enable, one write)."""
+    return wiring.Signature({
+        "raddr": Out(range(depth)), "ren": Out(1), "rdata": In(16),
+        "waddr": Out(range(depth)), "wdata": Out(16), "wen": Out(1),
+    })
+
+
+def NeuronSignature(neuron_unit):
+    """How a pipe uses the core's one :class:`~trident.rtl.neuron.NeuronUnit` (FP and BPN
+    never run together): its ``i`` and ``o`` streams and its ``regs``, seen from the pipe.
+    A pipe's tag takes the low bits of the unit's ``tag``."""
+    return wiring.Signature({
+        "i": Out(stream.Signature(neuron_unit.i.payload.shape())),
+        "o": In(stream.Signature(neuron_unit.o.payload.shape())),
+        "regs": Out(NeuronRegisters),
+    })
+
+
+def neuron_tag_width(max_neurons):
+    """The unit tag width both pipes need (BPN's: ``δS``, neuron index, last step)."""
+    return 16 + max(1, (max_neurons - 1).bit_length()) + 1
+
+
+class _HalfPacker:
+    """Two binary16 values per 32-bit word (even index low); a row's last word is padded
+    with ``+0``.  ``push`` keeps an even value and returns when a word is complete;
+    ``word`` is that word."""
+
+    def __init__(self, m, name):
+        self.m = m
+        self.lo = Signal(16, name=f"{name}_lo")
+
+    def word(self, value, j):
+        return Mux(j[0], Cat(self.lo, value), Cat(value, Const(0, 16)))
+
+    def push(self, fire, value, j, last):
+        emit = j[0] | last
+        with self.m.If(fire & ~emit):
+            self.m.d.sync += self.lo.eq(value)
+        return fire & emit
+
+
+class ForwardPipe(wiring.Component):
+    """Currents → neuron unit → output words (docs/core.md §3.1).
+
+    Items run neuron-major within a step, steps in order, ``n_steps`` per sample, samples
+    one after the other (the FP engine's step index is not used: the order is fixed).
+
+    Parameters
+    ----------
+    current_layout : data.StructLayout
+        The FP engine's current word (``value``: ``L`` binary16).
+    neuron_unit : NeuronUnit
+        The core's neuron unit (back-pressure build, tag ≥ :func:`neuron_tag_width`); only
+        its port shapes are used here.
+    lanes : int
+        ``L``.
+    max_neurons : int
+        Largest ``n_out`` (state memory depth).
+    step_bits : int
+        Width of ``n_steps``.
+
+    Members
+    -------
+    currents : In(stream.Signature(current_layout))
+    regs : In(NeuronRegisters)
+        The layer's neuron registers (ignored by the readout).
+    n_out, n_steps : In
+        ``J`` neurons, ``T`` steps per sample (sampled while running, held by the core).
+    readout : In(1)
+        Readout layer: integrator ``V ← add(V, I[t])`` from ``+0`` (the neuron unit as IF
+        with ``V_rest = +0`` and a NaN threshold), ``logits = mul(V, inv_t)`` at the last
+        step to ``values``; ``spikes`` stays empty.
+    inv_t : In(Float16)
+    start : In(1)
+        Restart the item counters (a new layer).
+    state : Out(StateSignature)
+    neuron : Out(NeuronSignature)
+        To the shared neuron unit.
+    spikes : Out(stream.Signature(write_layout))
+        Hidden layer: per row ``ceil(J/32)`` words, bit ``j mod 32`` = ``S[j]``.
+    values : Out(stream.Signature(write_layout))
+        Hidden layer: per row ``ceil(J/2)`` words of ``H`` (two binary16, even ``j`` low);
+        readout: per sample ``ceil(J/2)`` words of logits.
+    busy : Out(1)
+        Items in flight.
+    """
+
+    def __init__(self, current_layout, neuron_unit, *, lanes, max_neurons, step_bits):
+        self.lanes = lanes
+        self.max_neurons = max_neurons
+        self.jbits = max(1, (max_neurons - 1).bit_length())
+        super().__init__({
+            "currents": In(stream.Signature(current_layout)),
+            "regs": In(NeuronRegisters),
+            "n_out": In(range(max_neurons + 1)),
+            "n_steps": In(step_bits),
+            "readout": In(1),
+            "inv_t": In(Float16),
+            "start": In(1),
+            "state": Out(StateSignature(max_neurons)),
+            "neuron": Out(NeuronSignature(neuron_unit)),
+            "spikes": Out(stream.Signature(write_layout)),
+            "values": Out(stream.Signature(write_layout)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.lanes
+        J, T = self.n_out, self.n_steps
+        tag = data.StructLayout({"j": self.jbits, "last": 1})
+        nu = self.neuron
+        mul = FPMul(3, backpressure=True, tag_width=self.jbits)
+        m.submodules.logit_mul = mul
+        regs = Signal(NeuronRegisters)
+        m.d.comb += regs.eq(self.regs)
+        with m.If(self.readout):
+            m.d.comb += [regs.kind.eq(NeuronKind.IF), regs.v_rest.eq(0),
+                         regs.v_th.eq(CANONICAL_NAN)]
+        m.d.comb += nu.regs.eq(regs)
+
+        # ---- serializer: one neuron of the current word per cycle
+        lane = Signal(range(L))
+        j = Signal(self.jbits)
+        t = Signal.like(T)
+        in_flight = Signal(range(self.max_neurons + 2))
+        s1_valid = Signal()
+        s1 = Signal(data.StructLayout({"x": 16, "first": 1, "tag": tag}))
+        advance = ~s1_valid | nu.i.ready
+        take = self.currents.valid & advance & (in_flight < J)
+        row_end = j == J - 1
+        m.d.comb += [
+            self.currents.ready.eq(take & ((lane == L - 1) | row_end)),
+            self.state.raddr.eq(j), self.state.ren.eq(advance),
+        ]
+        with m.If(take):
+            m.d.sync += [s1_valid.eq(1), s1.x.eq(self.currents.payload.value[lane]),
+                         s1.first.eq(t == 0), s1.tag.j.eq(j), s1.tag.last.eq(t == T - 1)]
+            with m.If(row_end):
+                m.d.sync += [j.eq(0), lane.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
+            with m.Else():
+                m.d.sync += [j.eq(j + 1), lane.eq(Mux(lane == L - 1, 0, lane + 1))]
+        with m.Elif(advance):
+            m.d.sync += s1_valid.eq(0)
+        with m.If(self.start):
+            m.d.sync += [j.eq(0), lane.eq(0), t.eq(0), s1_valid.eq(0)]
+        m.d.comb += [nu.i.valid.eq(s1_valid), nu.i.payload.x.eq(s1.x),
+                     nu.i.payload.v.eq(self.state.rdata), nu.i.payload.first.eq(s1.first),
+                     nu.i.payload.tag.eq(s1.tag)]
+
+        # ---- outputs
+        o = nu.o.payload
+        otag = tag(o.tag[:tag.size])
+        spk_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=4)
+        val_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=4)
+        m.submodules.spk_fifo, m.submodules.val_fifo = spk_fifo, val_fifo
+        room = spk_fifo.w_rdy & val_fifo.w_rdy
+        m.d.comb += nu.o.ready.eq(Mux(self.readout, ~otag.last | mul.i.ready, room))
+        fired = nu.o.valid & nu.o.ready
+        m.d.comb += [self.state.waddr.eq(otag.j), self.state.wdata.eq(o.v),
+                     self.state.wen.eq(fired)]
+        m.d.sync += in_flight.eq(in_flight + take - fired)
+        m.d.comb += self.busy.eq(in_flight != 0)
+
+        # spikes: 32 per word
+        bits = Signal(32)
+        pos = otag.j[:5]
+        out_last = otag.j == J - 1
+        word = bits | (o.s << pos)[:32]
+        hidden = fired & ~self.readout
+        with m.If(hidden):
+            m.d.sync += bits.eq(Mux((pos == 31) | out_last, 0, word))
+        m.d.comb += [spk_fifo.w_data.eq(word),
+                     spk_fifo.w_en.eq(hidden & ((pos == 31) | out_last))]
+
+        # readout: logits = mul(V, inv_T) at the last step
+        m.d.comb += [mul.i.valid.eq(nu.o.valid & self.readout & otag.last),
+                     mul.i.payload.a.eq(o.v), mul.i.payload.b.eq(self.inv_t),
+                     mul.i.payload.tag.eq(otag.j), mul.o.ready.eq(val_fifo.w_rdy)]
+
+        # values: H (hidden) or logits (readout), two per word
+        packer = _HalfPacker(m, "val")
+        v_fire = Mux(self.readout, mul.o.valid & mul.o.ready, hidden)
+        v_val = Mux(self.readout, mul.o.payload.z, o.h)
+        v_j = Mux(self.readout, mul.o.payload.tag, otag.j)
+        emit = packer.push(v_fire, v_val, v_j, v_j == J - 1)
+        m.d.comb += [val_fifo.w_data.eq(packer.word(v_val, v_j)), val_fifo.w_en.eq(emit)]
+
+        for port, buf in ((self.spikes, spk_fifo), (self.values, val_fifo)):
+            m.d.comb += [port.valid.eq(buf.r_rdy), port.payload.data.eq(buf.r_data),
+                         port.payload.skip.eq(0), buf.r_en.eq(port.ready)]
+        return m
+
+
+class BackwardPipe(wiring.Component):
+    """Saved ``H`` and the incoming ``δS`` → the δU recursion → ``δI`` words (BPN, docs/core.md
+    §3.2).
+
+    Rows arrive sample by sample, ``t = T−1 … 0`` within a sample (the DMA reads them in
+    that order), ``J`` neurons each.  Only ``H`` is kept from FP: the spike ``S = ge(Z, V_th)``
+    is recomputed by the core's forward :class:`~trident.rtl.neuron.NeuronUnit` (idle in BPN),
+    run with the charge made an identity (``decay_input``, ``inv_tau = 1``,
+    ``V_rest = −0``, ``first``: ``dv = +0``, ``d = X``, ``H = fma(X, 1, −0) = X`` bit for
+    bit), so its ``S`` is the FP spike exactly; the δU recursion runs in the
+    :class:`~trident.rtl.neuron.NeuronBackwardUnit` behind it.
+
+    Parameters
+    ----------
+    neuron_unit : NeuronUnit
+        The core's neuron unit (only its port shapes are used here).
+    max_neurons, step_bits : int
+
+    Members
+    -------
+    h_in, ds_in : In(stream.Signature(32))
+        Per row ``ceil(J/2)`` words of ``H`` and of ``δS``.
+    regs : In(NeuronRegisters)
+    table : In(SigmoidTableSignature)
+        Sigmoid table writes, forwarded to the BP unit.
+    n_out, n_steps : In
+        ``J``, ``T``.
+    start : In(1)
+        Restart the counters.
+    state : Out(StateSignature)
+    neuron : Out(NeuronSignature)
+        To the shared neuron unit (spike recomputation).
+    di : Out(stream.Signature(write_layout))
+        Per row ``ceil(J/2)`` words of ``δI``, in the input row order.
+    busy : Out(1)
+        Items in flight.
+    """
+
+    def __init__(self, neuron_unit, *, max_neurons, step_bits):
+        self.max_neurons = max_neurons
+        self.jbits = max(1, (max_neurons - 1).bit_length())
+        super().__init__({
+            "h_in": In(stream.Signature(WORD_BITS)),
+            "ds_in": In(stream.Signature(WORD_BITS)),
+            "regs": In(NeuronRegisters),
+            "table": In(SigmoidTableSignature),
+            "n_out": In(range(max_neurons + 1)),
+            "n_steps": In(step_bits),
+            "start": In(1),
+            "state": Out(StateSignature(max_neurons)),
+            "neuron": Out(NeuronSignature(neuron_unit)),
+            "di": Out(stream.Signature(write_layout)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        J, T = self.n_out, self.n_steps
+        tag = data.StructLayout({"ds": 16, "j": self.jbits, "last": 1})
+        fwd = self.neuron
+        bu = NeuronBackwardUnit(tag_width=self.jbits, backpressure=True)
+        m.submodules.neuron_bwd = bu
+        fregs = Signal(NeuronRegisters)
+        m.d.comb += [fregs.eq(self.regs), fregs.decay_input.eq(1), fregs.inv_tau.eq(0x3C00),
+                     fregs.v_rest.eq(0x8000), fwd.regs.eq(fregs), bu.regs.eq(self.regs)]
+        wiring.connect(m, wiring.flipped(self.table), bu.table)
+
+        # ---- items: one neuron per cycle from the two word streams into the spike unit
+        j = Signal(self.jbits)
+        t = Signal.like(T)                  # steps done in this sample (0: t = T−1)
+        row_end = j == J - 1
+        pair_end = j[0] | row_end
+        take = self.h_in.valid & self.ds_in.valid & fwd.i.ready
+        m.d.comb += [self.h_in.ready.eq(take & pair_end), self.ds_in.ready.eq(take & pair_end)]
+        with m.If(take):
+            with m.If(row_end):
+                m.d.sync += [j.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+        with m.If(self.start):
+            m.d.sync += [j.eq(0), t.eq(0)]
+        ftag = tag(fwd.i.payload.tag[:tag.size])
+        m.d.comb += [fwd.i.valid.eq(self.h_in.valid & self.ds_in.valid),
+                     fwd.i.payload.x.eq(self.h_in.payload.word_select(j[0], 16)),
+                     fwd.i.payload.first.eq(1),
+                     ftag.ds.eq(self.ds_in.payload.word_select(j[0], 16)),
+                     ftag.j.eq(j), ftag.last.eq(t == 0)]
+
+        # ---- hazard gate, state read, BP unit
+        in_flight = Signal(range(self.max_neurons + 2))
+        s1_valid = Signal()
+        s1 = Signal(data.StructLayout({"h": 16, "s": 1, "tag": tag}))
+        advance = ~s1_valid | bu.i.ready
+        go = fwd.o.valid & advance & (in_flight < J)
+        otag = tag(fwd.o.payload.tag[:tag.size])
+        m.d.comb += [fwd.o.ready.eq(go), self.state.raddr.eq(otag.j), self.state.ren.eq(advance)]
+        with m.If(go):
+            m.d.sync += [s1_valid.eq(1), s1.h.eq(fwd.o.payload.h), s1.s.eq(fwd.o.payload.s),
+                         s1.tag.eq(otag)]
+        with m.Elif(advance):
+            m.d.sync += s1_valid.eq(0)
+        with m.If(self.start):
+            m.d.sync += s1_valid.eq(0)
+        m.d.comb += [bu.i.valid.eq(s1_valid), bu.i.payload.h.eq(s1.h), bu.i.payload.s.eq(s1.s),
+                     bu.i.payload.ds.eq(s1.tag.ds), bu.i.payload.du_next.eq(self.state.rdata),
+                     bu.i.payload.last.eq(s1.tag.last), bu.i.payload.tag.eq(s1.tag.j)]
+
+        # ---- outputs: δU back to the state memory, δI two per word
+        out_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=4)
+        m.submodules.out_fifo = out_fifo
+        m.d.comb += bu.o.ready.eq(out_fifo.w_rdy)
+        fired = bu.o.valid & bu.o.ready
+        oj = bu.o.payload.tag
+        m.d.comb += [self.state.waddr.eq(oj), self.state.wdata.eq(bu.o.payload.du),
+                     self.state.wen.eq(fired)]
+        m.d.sync += in_flight.eq(in_flight + go - fired)
+        m.d.comb += self.busy.eq((in_flight != 0) | fwd.o.valid)
+        packer = _HalfPacker(m, "di")
+        emit = packer.push(fired, bu.o.payload.di, oj, oj == J - 1)
+        m.d.comb += [out_fifo.w_data.eq(packer.word(bu.o.payload.di, oj)), out_fifo.w_en.eq(emit),
+                     self.di.valid.eq(out_fifo.r_rdy), self.di.payload.data.eq(out_fifo.r_data),
+                     self.di.payload.skip.eq(0), out_fifo.r_en.eq(self.di.ready)]
+        return m

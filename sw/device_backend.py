@@ -1,0 +1,242 @@
+"""Training on a Trident device through the driver: the runtime's backend for ``--device sim``
+(the SoC RTL in a simulator) and for the driver's golden device model.
+
+The network is compiled once (:mod:`trident.golden.hw.compiler`) and its DRAM image loaded;
+then every training step is what the host does on a board (docs/numerics.md §7):
+
+1. write the batch's binary16 inputs into DRAM (DMA);
+2. run the forward program, phase by phase, on the device's cores;
+3. read the logits, compute the loss and its scaled gradient ``G`` on the host, write ``G``;
+4. run the backward program (BP, WG, and the guarded SGD update, all on the device);
+5. read the counters.
+
+A batch smaller than the compiled one (the last of an epoch) is padded with zero inputs and
+zero rows of ``G``: padding samples contribute only zero terms, which BP and WG skip, so the
+result is bit for bit that of the smaller batch (``HwBackend``'s).
+
+Members
+-------
+DeviceBackend
+    The backend (``train_step``, ``predict``, ``state_dict``/``load_state_dict``, ``weights``,
+    ``device_report``).
+open_device(kind, dram_words, cores=1, simulator=None, core_kwargs=None) -> Device
+    A :class:`~trident.sw.driver.Device` on the ``golden`` or ``sim`` transport.
+training_core(**overrides) -> (dict, CoreParams)
+    The core the runtime trains on.
+"""
+from __future__ import annotations
+
+import torch
+
+from trident.golden.hw import compiler as C
+from trident.golden.hw import descriptors as D
+from trident.golden.hw import fp16 as F
+from trident.golden.hw.forward import dedup_steps
+from trident.golden.hw.network import HwExactNetwork, host_loss_grad
+
+__all__ = ["DeviceBackend", "open_device", "training_core", "DEVICE_KINDS"]
+
+DEVICE_KINDS = ("golden-soc", "sim")
+
+
+def _dram_words_for(image_words: int) -> int:
+    """The SoC's DRAM: the next power of two that holds the image (at least 64 k words)."""
+    return max(1 << 16, 1 << (image_words - 1).bit_length())
+
+
+def training_core(**overrides) -> tuple[dict, D.CoreParams]:
+    """The core the runtime trains on: ``TridentCore``'s constructor arguments (its defaults
+    unless overridden) and the :class:`CoreParams` the compiler and the golden device assume."""
+    from trident.rtl.core.core import core_params
+    return dict(overrides), core_params(**overrides)
+
+
+def open_device(kind: str, dram_words: int, cores: int = 1, simulator: str | None = None,
+                core_kwargs: dict | None = None):
+    """Open a device with ``cores`` cores of ``TridentCore(**core_kwargs)`` and ``dram_words``
+    words of DRAM.
+
+    ``kind``: ``"golden-soc"`` (the driver's device model: the SoC's registers and memory,
+    the golden kernels with that core's limits) or ``"sim"`` (the SoC RTL on ``simulator``:
+    ``verilator`` by default).
+    """
+    from trident.rtl.soc.regmap import SoCParams
+    from trident.sw.driver import Device, GoldenTransport, golden_executor
+
+    kwargs, limits = training_core(**(core_kwargs or {}))
+    if kind == "golden-soc":
+        return Device(GoldenTransport(SoCParams(cores=cores, dram_words=dram_words),
+                                      executor=golden_executor(limits)))
+    if kind == "sim":
+        from trident.rtl.core.core import TridentCore
+        from trident.rtl.soc.soc import SoC
+        from trident.sw.driver.sim import SimTransport
+        soc = {"core": TridentCore, "core_params": dict(kwargs, dram_words=dram_words), "cores": cores,
+               "dram_words": dram_words}
+        return Device(SimTransport(SoC, soc, simulator=simulator or "verilator"))
+    raise ValueError(f"unknown device kind {kind!r}; valid: {', '.join(DEVICE_KINDS)}")
+
+
+class DeviceBackend:
+    """Training on a device (see the module docstring).
+
+    Parameters
+    ----------
+    model : SpikingNetwork
+        Its weights are rounded to binary16 and loaded; KLIF ``k`` stays fixed (as in fp16-hw).
+    device : trident.sw.driver.Device, or a callable ``dram_words -> Device``
+        The device, or a factory that opens one large enough for the compiled image.
+    lr, momentum, loss_scale : float
+        SGD settings (registers in the image).
+    batch_size, steps : int
+        The compiled N and T.
+    direct_input : bool
+        Every step sees the same input (direct encoding): stored once per sample.
+    cores : int
+        Cores the program is split across (the device must have at least as many).
+    core : CoreParams, optional
+        What the device's cores can do (the compiler checks the network against it); default:
+        :func:`training_core`'s.
+    timeout : float
+        Seconds a program may run before the driver gives up with a status dump.
+    """
+
+    precision = "fp16-hw"
+
+    def __init__(self, model, device, *, lr: float, momentum: float, loss_scale: float, batch_size: int,
+                 steps: int, direct_input: bool, cores: int = 1, core: D.CoreParams | None = None,
+                 timeout: float = 600.0):
+        self.model = model
+        self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
+        weighted = [name for name, m in model.body.named_children() if hasattr(m, "weight")]
+        self.names = [f"body.{name}.weight" for name in weighted] + ["readout.weight"]
+        self.fixed = {f"body.{name}.k": m.k.detach().clone() for name, m in model.body.named_children()
+                      if getattr(m, "k", None) is not None and m.k.requires_grad}
+        core = core or training_core()[1]
+        self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores)
+        self.device = device(_dram_words_for(len(self.program.memory))) if callable(device) else device
+        self.timeout = timeout
+        self.device.write_mem(0, self.program.memory)
+        self.overflow_steps = 0
+        self.totals = {"steps": 0, "cycles": 0, "core_cycles": 0, "dram_bytes_read": 0, "dram_bytes_written": 0}
+        self.engine_busy: dict[str, int] = {}
+
+    # -- transfers -----------------------------------------------------------------------
+    def _write(self, buffer: C.Buffer, values: torch.Tensor) -> None:
+        self.device.write_mem(buffer.addr, buffer.encode(values))
+
+    def _read(self, buffer: C.Buffer) -> torch.Tensor:
+        return buffer.decode(self.device.read_mem(buffer.addr, buffer.size))
+
+    def _run_pass(self, phases, update_phase=None, account: bool = True) -> bool:
+        """Run a pass phase by phase: start every core of a phase, wait for all of them.  The
+        UPDATE phase of a multi-core program runs only if no core overflowed before it (the
+        host's guard; one core guards its UPDATE itself).  Returns whether any core overflowed."""
+        overflow = False
+        for k, phase in enumerate(phases):
+            if k == update_phase and overflow:
+                continue
+            active = [(core, pc) for core, pc in enumerate(phase) if pc is not None]
+            for core, pc in active:
+                self.device.start(core, pc)
+            runs = [self.device.wait(core, timeout=self.timeout) for core, _ in active]
+            overflow |= any(self.device.read_csr(f"core[{core}].status")["overflow"] for core, _ in active)
+            if account:                         # evaluation is not part of the training figures
+                self.totals["cycles"] += max(c["busy_cycles"] for c in runs)   # the slowest core
+                for counters in runs:
+                    self._account(counters)
+        return overflow
+
+    def _account(self, counters: dict) -> None:
+        self.totals["core_cycles"] += counters["busy_cycles"]
+        self.totals["dram_bytes_read"] += counters["dram_bytes_read"]
+        self.totals["dram_bytes_written"] += counters["dram_bytes_written"]
+        for name, value in counters.items():
+            if name.endswith("_busy"):
+                self.engine_busy[name] = self.engine_busy.get(name, 0) + value
+
+    def _load_input(self, x_seq: torch.Tensor) -> int:
+        """Write a batch (padded to the compiled N); returns its real size."""
+        p = self.program
+        steps, n = x_seq.shape[:2]
+        if steps != p.steps or n > p.batch:
+            raise ValueError(f"the device program was compiled for T = {p.steps} and batches of at most "
+                             f"{p.batch}; got T = {steps}, N = {n}")
+        x16 = F.round16(x_seq.double()).reshape(steps, n, *p.input.shape)
+        if n < p.batch:
+            x16 = torch.cat([x16, F.zeros(steps, p.batch - n, *p.input.shape)], dim=1)
+        if p.input.tstride == 0:
+            if not dedup_steps(x16):
+                raise ValueError("this device program takes direct-encoded input (the same at every step)")
+            x16 = x16[0]
+        self._write(p.input, x16)
+        return n
+
+    # -- the Backend protocol -------------------------------------------------------------
+    def train_step(self, x_seq, labels):
+        p = self.program
+        n = self._load_input(x_seq)
+        self._run_pass(p.forward_phases)
+        logits16 = self._read(p.logits)[:n]
+        loss, g16 = host_loss_grad(logits16, torch.as_tensor(labels, dtype=torch.long), p.loss_scale)
+        if n < p.batch:
+            g16 = torch.cat([g16, F.zeros(p.batch - n, g16.shape[1])])
+        self._write(p.grad_logits, g16)
+        if self._run_pass(p.backward_phases, p.update_phase):
+            self.overflow_steps += 1            # the guarded UPDATE skipped the step
+        self.totals["steps"] += 1
+        return loss, logits16.float()
+
+    def predict(self, x_seq):
+        out = []
+        for start in range(0, x_seq.shape[1], self.program.batch):
+            chunk = x_seq[:, start:start + self.program.batch]
+            n = self._load_input(chunk)
+            self._run_pass(self.program.forward_phases, account=False)
+            out.append(self._read(self.program.logits)[:n].float())
+        return torch.cat(out)
+
+    def _tensors(self, buffers) -> list[torch.Tensor]:
+        return [self._read(b).reshape(w.shape) for b, w in zip(buffers, self.net.weights)]
+
+    def state_dict(self):
+        return {"weights": self._tensors(self.program.weights),
+                "buffers": self._tensors(self.program.momentum) if self.program.momentum else None,
+                "overflow_steps": self.overflow_steps}
+
+    def load_state_dict(self, state):
+        for b, w in zip(self.program.weights, state["weights"]):
+            self._write(b, w.reshape(b.rows, *b.shape))
+        if state["buffers"] is not None:
+            for b, m in zip(self.program.momentum, state["buffers"]):
+                self._write(b, m.reshape(b.rows, *b.shape))
+        self.overflow_steps = state["overflow_steps"]
+
+    def weights(self):
+        current = self._tensors(self.program.weights)
+        self.net.weights = current
+        self.net.copy_to(self.model)
+        return dict(zip(self.names, current)) | self.fixed
+
+    def device_report(self) -> dict:
+        """Device figures for the training report: cycles, engine utilisation, DRAM bytes per step."""
+        steps = max(self.totals["steps"], 1)
+        cycles = self.totals["cycles"]
+        return {
+            "transport": self.device.transport.kind,
+            "cores": len(self.program.forward_phases[0]),
+            "device_cycles": cycles,
+            "device_cycles_per_step": cycles / steps,
+            "core_busy_cycles": self.totals["core_cycles"],
+            "engine_utilization": {k.removesuffix("_busy"): (v / self.totals["core_cycles"]
+                                                             if self.totals["core_cycles"] else 0.0)
+                                   for k, v in sorted(self.engine_busy.items()) if k != "busy_cycles"},
+            "dram_bytes_per_step": (self.totals["dram_bytes_read"] + self.totals["dram_bytes_written"]) / steps,
+            "dram_bytes_read": self.totals["dram_bytes_read"],
+            "dram_bytes_written": self.totals["dram_bytes_written"],
+            "overflow_steps": self.overflow_steps,
+            "descriptors": {"forward": len(self.program.forward), "backward": len(self.program.backward)},
+        }
+
+    def close(self):
+        self.device.close()

@@ -1,0 +1,95 @@
+"""Training through the driver: the device backend on the SoC's golden register/memory model
+gives the golden model's weights bit for bit; bad models are refused before a device opens."""
+import json
+
+import pytest
+import torch
+
+from trident.golden.hw.compiler import CompileError
+from trident.golden.network import SpikingNetwork
+from trident.golden.neurons import NeuronConfig
+from trident.golden.training import HwBackend
+from trident.sw.device_backend import DeviceBackend, open_device
+from trident.sw.runtime import TrainConfig, train
+
+
+def _config(tmp_path, device, **overrides):
+    fields = dict(precision="fp16-hw", detach_reset=True, epochs=2, train_limit=70, batch_size=32, T=4,
+                  device=device, threads=1, report=str(tmp_path / f"{device}.json"))
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+@pytest.mark.parametrize("neuron,reset", [("lif", "hard"), ("klif", "soft")])
+def test_golden_soc_trains_to_the_golden_models_weights(tmp_path, neuron, reset):
+    """70 samples = two full batches and a partial one (padded on the device) per epoch."""
+    reports = [train(_config(tmp_path, device, neuron=neuron, reset=reset, model="mlp-small"), progress=False)
+               for device in ("golden", "golden-soc")]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    assert reports[0]["history"] == [{**h, "train_time_s": h0["train_time_s"]}
+                                     for h, h0 in zip(reports[1]["history"], reports[0]["history"])]
+    figures = reports[1]["device_figures"]
+    assert figures["transport"] == "golden"
+    assert figures["dram_bytes_per_step"] > 0 and figures["overflow_steps"] == 0
+    assert json.loads((tmp_path / "golden-soc.json").read_text())["device_figures"] == figures
+
+
+def test_resume_on_the_device_continues_exactly(tmp_path):
+    whole = train(_config(tmp_path, "golden-soc"), progress=False)
+    run_dir = tmp_path / "run"
+    interrupted = _config(tmp_path, "golden-soc", checkpoint=str(run_dir), checkpoint_every=1)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(step):
+        if step == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(interrupted, progress=False, on_step=stop_after)
+    resumed = train(_config(tmp_path, "golden-soc", checkpoint=str(run_dir), resume=True), progress=False)
+    assert resumed["weights_sha256"] == whole["weights_sha256"]
+
+
+def test_a_model_too_large_for_the_core_is_refused_before_a_device_opens():
+    torch.manual_seed(0)
+    model = SpikingNetwork("mlp2", (1, 8, 8), 10, NeuronConfig(kind="lif", detach_reset=True))
+    opened = []
+
+    def factory(words):
+        opened.append(words)
+        return open_device("golden-soc", words)
+
+    with pytest.raises(CompileError, match=r"layer 1 \(fc 256→128\)"):
+        DeviceBackend(model, factory, lr=0.1, momentum=0.9, loss_scale=1024.0, batch_size=32, steps=4,
+                      direct_input=True)
+    assert opened == []
+
+
+def test_device_backend_matches_hw_backend_step_by_step_with_a_partial_batch():
+    torch.manual_seed(1)
+    model = SpikingNetwork("mlp-small", (1, 8, 8), 10, NeuronConfig(kind="lif", detach_reset=True))
+    ref = HwBackend(model, lr=0.2, momentum=0.9)
+    dev = DeviceBackend(model, lambda words: open_device("golden-soc", words), lr=0.2, momentum=0.9,
+                        loss_scale=1024.0, batch_size=8, steps=3, direct_input=False)
+    g = torch.Generator().manual_seed(2)
+    for n in (8, 5, 8):
+        x = (torch.rand(3, n, 1, 8, 8, generator=g) < 0.3).float()
+        y = torch.randint(0, 10, (n,), generator=g)
+        loss_ref, logits_ref = ref.train_step(x, y)
+        loss_dev, logits_dev = dev.train_step(x, y)
+        assert loss_dev == loss_ref and torch.equal(logits_dev, logits_ref)
+    for (name, w_ref), (name_dev, w_dev) in zip(ref.weights().items(), dev.weights().items()):
+        assert name == name_dev and torch.equal(w_ref.view(torch.int16), w_dev.view(torch.int16))
+    x = (torch.rand(3, 11, 1, 8, 8, generator=g) < 0.3).float()       # evaluation in device-sized chunks
+    assert torch.equal(dev.predict(x), ref.predict(x))
+    with pytest.raises(ValueError, match="compiled for T = 3"):
+        dev.train_step(torch.zeros(4, 8, 1, 8, 8), torch.zeros(8, dtype=torch.long))
+
+
+def test_several_cores_give_the_one_core_weights(tmp_path):
+    reports = [train(_config(tmp_path, "golden-soc", cores=cores, report=str(tmp_path / f"c{cores}.json")),
+                     progress=False) for cores in (1, 2, 4)]
+    assert len({r["weights_sha256"] for r in reports}) == 1
+    assert [r["device_figures"]["cores"] for r in reports] == [1, 2, 4]
