@@ -13,6 +13,8 @@ Fp32Backend
     Autograd BPTT in float32 with SGD (optional momentum) or Adam.
 HwBackend
     The hardware-exact FP16 kernels: FP, BP, WG and SGD as the device computes them.
+device_tensor_names
+    The names a device's weights carry in a report (the float model's).
 weights_sha256
     A hash of named weight tensors, so two runs can be compared bit for bit.
 """
@@ -28,7 +30,7 @@ from torch.nn import functional as F
 
 from .network import SpikingNetwork
 
-__all__ = ["Backend", "Fp32Backend", "HwBackend", "weights_sha256", "OPTIMIZERS"]
+__all__ = ["Backend", "Fp32Backend", "HwBackend", "weights_sha256", "device_tensor_names", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -132,6 +134,16 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
+def device_tensor_names(model: SpikingNetwork) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """How a device's weights are named in a report: the float model's names of its weight
+    layers (body first, the readout last), and KLIF ``k`` values, which stay fixed on a device."""
+    weighted = [name for name, m in model.body.named_children() if hasattr(m, "weight")]
+    names = [f"body.{name}.weight" for name in weighted] + ["readout.weight"]
+    fixed = {f"body.{name}.k": m.k.detach().clone() for name, m in model.body.named_children()
+             if getattr(m, "k", None) is not None and m.k.requires_grad}
+    return names, fixed
+
+
 class HwBackend:
     """Training through the hardware-exact FP16 kernels (:mod:`trident.golden.hw`), no autograd.
 
@@ -146,10 +158,7 @@ class HwBackend:
         from .hw import HwExactNetwork
         self.model = model
         self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
-        weighted = [name for name, m in model.body.named_children() if hasattr(m, "weight")]
-        self.names = [f"body.{name}.weight" for name in weighted] + ["readout.weight"]
-        self.fixed = {f"body.{name}.k": m.k.detach().clone() for name, m in model.body.named_children()
-                      if getattr(m, "k", None) is not None and m.k.requires_grad}
+        self.names, self.fixed = device_tensor_names(model)
 
     def train_step(self, x_seq, labels):
         with _one_thread():

@@ -33,6 +33,7 @@ from trident.golden.hw import descriptors as D
 from trident.golden.hw import fp16 as F
 from trident.golden.hw.forward import dedup_steps
 from trident.golden.hw.network import HwExactNetwork, host_loss_grad
+from trident.golden.training import device_tensor_names
 
 __all__ = ["DeviceBackend", "open_device", "training_core", "DEVICE_KINDS"]
 
@@ -108,10 +109,7 @@ class DeviceBackend:
                  timeout: float = 600.0):
         self.model = model
         self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
-        weighted = [name for name, m in model.body.named_children() if hasattr(m, "weight")]
-        self.names = [f"body.{name}.weight" for name in weighted] + ["readout.weight"]
-        self.fixed = {f"body.{name}.k": m.k.detach().clone() for name, m in model.body.named_children()
-                      if getattr(m, "k", None) is not None and m.k.requires_grad}
+        self.names, self.fixed = device_tensor_names(model)
         core = core or training_core()[1]
         self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores)
         self.device = device(_dram_words_for(len(self.program.memory))) if callable(device) else device

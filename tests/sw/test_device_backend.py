@@ -93,3 +93,29 @@ def test_several_cores_give_the_one_core_weights(tmp_path):
                      progress=False) for cores in (1, 2, 4)]
     assert len({r["weights_sha256"] for r in reports}) == 1
     assert [r["device_figures"]["cores"] for r in reports] == [1, 2, 4]
+
+
+def test_a_killed_training_process_resumes_from_its_checkpoint(tmp_path):
+    """SIGKILL `trident train --device golden-soc` after its first checkpoint: `--resume`
+    ends with the weights of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["--precision", "fp16-hw", "--detach-reset", "--epochs", "6", "--train-limit", "70", "--T", "4",
+            "--model", "mlp-small", "--device", "golden-soc", "--threads", "1"]
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trident.sw.cli", "train", *args, "--checkpoint", str(run_dir),
+           "--checkpoint-every", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed = subprocess.run([*cmd, "--resume", "--report", str(tmp_path / "resumed.json")],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    whole = train(_config(tmp_path, "golden-soc", epochs=6, model="mlp-small"), progress=False)
+    assert json.loads((tmp_path / "resumed.json").read_text())["weights_sha256"] == whole["weights_sha256"]
