@@ -1,18 +1,10 @@
 """The GPU BPTT traffic counter: closed-form checks on the phases it can be checked on."""
-import pytest
 import torch
 
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.traffic import gpu_bptt_traffic
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _count(steps, batch=16, arch="mlp-small"):

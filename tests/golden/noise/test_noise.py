@@ -12,13 +12,6 @@ from trident.golden.noise import (MATCHED_SIGMA, InitialPotential, NoiseConfig, 
                                   rate_curve, single_step_potential, to_multistep)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --- sigma = 0 is the deterministic neuron -------------------------------------------------
 

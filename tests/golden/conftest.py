@@ -1,5 +1,5 @@
-"""The hw kernels run long chains of small sequential tensor operations: on a shared CPU
-intra-op threading only adds synchronisation cost, so these tests run single-threaded."""
+"""The golden kernels run long chains of small tensor operations: on a shared CPU intra-op
+threading only adds synchronisation cost, so the golden tests run single-threaded."""
 import pytest
 import torch
 
