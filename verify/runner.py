@@ -33,7 +33,7 @@ from .verilog import VerilogModule, build_root, generate_verilog
 
 __all__ = ["SIMULATORS", "selected_simulators", "simulator_available", "base_seed",
            "derive_seed", "waves_requested", "build", "run_cocotb", "write_vectors",
-           "RunResult", "run_stream_vectors", "StreamTestFailure"]
+           "RunResult", "run_stream_vectors", "StreamTestFailure", "log_tail", "run_cocotb_exchange"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -417,7 +417,31 @@ def _failure_message(result, out, vmod, describe):
             lines.append(f"  #{m['index']}: input {m.get('input')} got {m.get('got')} "
                          f"expected {m.get('expected')}")
     if not s:
-        log = Path(out["log"])
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
-        lines.append("no summary from the simulator; log tail:\n" + tail)
+        lines.append("no summary from the simulator; " + log_tail(out))
     return "\n".join(lines)
+
+
+def log_tail(out, chars=3000):
+    """The end of a :func:`run_cocotb` run's simulator log, for an error message."""
+    log = Path(out["log"])
+    return "log tail:\n" + (log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)")
+
+
+def run_cocotb_exchange(vmod, simulator, *, test_module, vectors, results, load, extra_env, seed,
+                        label):
+    """Run a cocotb module that reads its stimulus from the file ``vectors`` and writes the
+    file ``results`` (``extra_env`` tells it where); both files are removed afterwards.
+
+    Returns ``(run info of run_cocotb, load(results))``; raises ``AssertionError`` with the log's
+    tail when the simulator wrote no results.
+    """
+    try:
+        out = run_cocotb(vmod, simulator, test_module=test_module, extra_env=extra_env, seed=seed,
+                         label=label)
+        data = load(results) if results.exists() else None
+    finally:
+        vectors.unlink(missing_ok=True)
+        results.unlink(missing_ok=True)
+    if data is None:
+        raise AssertionError(f"no results from {simulator}; {log_tail(out)}")
+    return out, data

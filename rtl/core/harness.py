@@ -10,7 +10,6 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -55,6 +54,11 @@ def core_verilog(params):
     return VerilogModule(path=path, toplevel=top, key=key, cls=TridentCore, params=dict(params))
 
 
+def _load_npz(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
 @dataclass
 class Job:
     """One program run: on DRAM image ``image`` (an index into the images), at ``pc``,
@@ -77,7 +81,7 @@ def run_cocotb_jobs(params, simulator, images, jobs, *, latency=1, jitter=0,
         ``build_s``, ``test_s`` (wall seconds of the build and the run) and ``sim_s`` (the
         jobs alone, inside the simulator).
     """
-    from trident.verify.runner import derive_seed, run_cocotb
+    from trident.verify.runner import derive_seed, run_cocotb_exchange
     from trident.verify.verilog import build_root
 
     vmod = core_verilog(dict(params))
@@ -104,20 +108,9 @@ def run_cocotb_jobs(params, simulator, images, jobs, *, latency=1, jitter=0,
            "TRIDENT_ADDR_WIDTH": str(params.get("addr_width", 24)),
            "TRIDENT_COUNTER_WIDTH": str(params.get("counter_width", 32))}
     seed = derive_seed(label, simulator) if seed is None else seed
-    try:
-        out = run_cocotb(vmod, simulator, test_module=COCOTB_MODULE, extra_env=env, seed=seed,
-                         label=label)
-        data = None
-        if out_path.exists():
-            with np.load(out_path) as f:
-                data = {k: f[k] for k in f.files}
-    finally:
-        vec_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
-    if data is None:
-        log = Path(out["log"])
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
-        raise AssertionError(f"no results from {simulator}; log tail:\n{tail}")
+    out, data = run_cocotb_exchange(vmod, simulator, test_module=COCOTB_MODULE, vectors=vec_path,
+                                    results=out_path, load=_load_npz, extra_env=env, seed=seed,
+                                    label=label)
     results = []
     for row in data["status"].tolist():
         error, error_pc, overflow, cycles, *counters = row

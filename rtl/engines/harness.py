@@ -20,7 +20,6 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -1016,6 +1015,10 @@ def simulate_fc(params, cases, *, idle=0.0, backpressure=0.0, seed=0, vcd=None):
 
 # ---- cocotb (Icarus / Verilator) ---------------------------------------------------------
 
+def _load_json(path):
+    return json.loads(path.read_text())
+
+
 def _to_words(values):
     """Python ints -> uint64 [N, words] little-endian (for the .npz)."""
     values = [int(v) for v in values]
@@ -1039,7 +1042,7 @@ def run_cocotb_fc(params, simulator, cases, *, idle=0.0, backpressure=0.0, label
     (:mod:`trident.rtl.engines.cocotb_fp`) writes back every current word, the counters
     and the wall time per case.
     """
-    from trident.verify.runner import derive_seed, run_cocotb
+    from trident.verify.runner import derive_seed, run_cocotb_exchange
     from trident.verify.verilog import build_root, generate_verilog
 
     stims = stimuli(params, cases)
@@ -1071,17 +1074,9 @@ def run_cocotb_fc(params, simulator, cases, *, idle=0.0, backpressure=0.0, label
     env = {"TRIDENT_FP_VECTORS": str(vec_path), "TRIDENT_FP_RESULTS": str(out_path),
            "TRIDENT_IDLE": str(idle), "TRIDENT_BACKPRESSURE": str(backpressure)}
     seed = derive_seed(label, simulator) if seed is None else seed
-    try:
-        out = run_cocotb(vmod, simulator, test_module=COCOTB_MODULE, extra_env=env,
-                         seed=seed, label=label)
-        data = json.loads(out_path.read_text()) if out_path.exists() else None
-    finally:
-        vec_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
-    if data is None:
-        log = Path(out["log"])
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
-        raise AssertionError(f"no results from {simulator}; log tail:\n{tail}")
+    out, data = run_cocotb_exchange(vmod, simulator, test_module=COCOTB_MODULE, vectors=vec_path,
+                                    results=out_path, load=_load_json, extra_env=env, seed=seed,
+                                    label=label)
     results = []
     for s, r in zip(stims, data["cases"]):
         res = compare(s, [int(x, 16) for x in r["outputs"]], r["counters"])

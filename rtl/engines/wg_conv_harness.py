@@ -10,17 +10,15 @@ only generates cases, packs payloads and compares bit patterns.  The cocotb side
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .harness import _half, _to_words
+from .harness import _half, _load_json, _to_words
 
 __all__ = ["UpdateSegment", "update_segment", "pack_update", "simulate_update",
            "run_cocotb_update", "update_mismatches", "ConvWGCase", "conv_wg_case",
@@ -212,7 +210,7 @@ def run_cocotb_update(params, simulator, segments, *, idle=0.0, backpressure=0.0
                       label="update", seed=None):
     """The same as :func:`simulate_update` under cocotb (Icarus or Verilator).  Returns
     ``(outputs per segment, packed segments, info)`` with build and run seconds."""
-    from trident.verify.runner import derive_seed, run_cocotb
+    from trident.verify.runner import derive_seed, run_cocotb_exchange
     from trident.verify.verilog import build_root, generate_verilog
 
     from .update import UpdateUnit
@@ -230,17 +228,9 @@ def run_cocotb_update(params, simulator, segments, *, idle=0.0, backpressure=0.0
     env = {"TRIDENT_UPDATE_VECTORS": str(vec_path), "TRIDENT_UPDATE_RESULTS": str(out_path),
            "TRIDENT_IDLE": str(idle), "TRIDENT_BACKPRESSURE": str(backpressure)}
     seed = derive_seed(label, simulator) if seed is None else seed
-    try:
-        out = run_cocotb(vmod, simulator, test_module=UPDATE_COCOTB_MODULE, extra_env=env,
-                         seed=seed, label=label)
-        data = json.loads(out_path.read_text()) if out_path.exists() else None
-    finally:
-        vec_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
-    if data is None:
-        log = Path(out["log"])
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
-        raise AssertionError(f"no results from {simulator}; log tail:\n{tail}")
+    out, data = run_cocotb_exchange(vmod, simulator, test_module=UPDATE_COCOTB_MODULE, vectors=vec_path,
+                                    results=out_path, load=_load_json, extra_env=env, seed=seed,
+                                    label=label)
     outs = [int(x, 16) for x in data["outputs"]]
     per_seg, k = [], 0
     for p in packed:
@@ -492,7 +482,7 @@ def run_cocotb_conv_wg(params, simulator, cases, *, idle=0.0, backpressure=0.0,
     """Run conv WG tiles back to back under cocotb with the engines' common driver
     (:mod:`trident.rtl.engines.cocotb_fp`).  Returns ``(results, info)`` as
     :func:`~.harness.run_cocotb_fc`."""
-    from trident.verify.runner import derive_seed, run_cocotb
+    from trident.verify.runner import derive_seed, run_cocotb_exchange
     from trident.verify.verilog import build_root, generate_verilog
 
     from .harness import COCOTB_MODULE, compare
@@ -515,17 +505,9 @@ def run_cocotb_conv_wg(params, simulator, cases, *, idle=0.0, backpressure=0.0,
     env = {"TRIDENT_FP_VECTORS": str(vec_path), "TRIDENT_FP_RESULTS": str(out_path),
            "TRIDENT_IDLE": str(idle), "TRIDENT_BACKPRESSURE": str(backpressure)}
     seed = derive_seed(label, simulator) if seed is None else seed
-    try:
-        out = run_cocotb(vmod, simulator, test_module=COCOTB_MODULE, extra_env=env,
-                         seed=seed, label=label)
-        data = json.loads(out_path.read_text()) if out_path.exists() else None
-    finally:
-        vec_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
-    if data is None:
-        log = Path(out["log"])
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
-        raise AssertionError(f"no results from {simulator}; log tail:\n{tail}")
+    out, data = run_cocotb_exchange(vmod, simulator, test_module=COCOTB_MODULE, vectors=vec_path,
+                                    results=out_path, load=_load_json, extra_env=env, seed=seed,
+                                    label=label)
     results = [compare(s, [int(x, 16) for x in r["outputs"]], r["counters"])
                for s, r in zip(stims, data["cases"])]
     if len(results) < len(stims):
