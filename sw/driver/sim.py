@@ -90,11 +90,12 @@ class SimTransport(Transport):
             vmod = generate_verilog(soc_cls, dict(soc_params))
             if simulator == "icarus":
                 vmod = icarus_compatible(vmod)
+            memory = soc_cls.BACKDOOR_MEMORY if soc_params.get("dram", "bram") == "bram" else ""
             env = {"TRIDENT_SIM_SOCKET": path,
-                   "TRIDENT_SIM_MEMORY": (soc_cls.BACKDOOR_MEMORY
-                                          if soc_params.get("dram", "bram") == "bram" else ""),
+                   "TRIDENT_SIM_MEMORY": memory,
                    "TRIDENT_SIM_DIVISOR": str(soc_params.get("uart_divisor") or 0)}
-            self._thread = threading.Thread(target=self._simulate, args=(vmod, env), daemon=True)
+            self._thread = threading.Thread(target=self._simulate, args=(vmod, env, memory),
+                                            daemon=True)
             self._thread.start()
             deadline = time.monotonic() + start_timeout
             while self._sock is None:
@@ -114,12 +115,13 @@ class SimTransport(Transport):
             listener.close()
         self._sock.settimeout(None)
 
-    def _simulate(self, vmod, env):
+    def _simulate(self, vmod, env, memory):
         from trident.verify.runner import run_cocotb
         try:
             self._result.update(run_cocotb(vmod, self.simulator,
                                            test_module="trident.sw.driver.sim_server",
-                                           extra_env=env, label="sim-transport"))
+                                           extra_env=env, label="sim-transport",
+                                           public=(memory,) if memory else ()))
         except BaseException as e:       # reported by whoever waits for the simulator
             self._result["exception"] = e
 
