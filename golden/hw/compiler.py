@@ -498,7 +498,8 @@ class _Builder:
             n * f["in_plane"] <= c.max_inputs and smallest * n * f["kk"] <= c.acc_depth), 0), 0, L.in_total,
             self.max_tile)
         width = ins[0][1]
-        outs = _Split("outputs", L.out_total, gran_out, lambda n: _ceil(n, c.lanes) * width * f["kk"] <= c.acc_depth,
+        outs = _Split("outputs", L.out_total, gran_out,
+                      lambda n: _ceil(n, c.lanes) * width * f["kk"] <= c.acc_depth and _ceil(n, c.lanes) <= c.wg_groups,
                       L.in_total * f["kk"] * f["out_plane"])
         return outs, ins
 

@@ -243,6 +243,9 @@ class CoreParams:
         Neurons whose per-tile state (V, δU, BP accumulators) stays on chip.
     acc_depth : int
         WG accumulator words (``L`` exact accumulators each).
+    wg_groups : int
+        Most groups of ``L`` outputs in one WG tile (``⌈out_cnt/L⌉``): the WG engine keeps
+        one row of their deltas while it reads the row's inputs once.
     max_inputs : int
         Longest input row (event list): ``in_total·in_plane`` (FP), ``out_total·out_plane`` (BP),
         ``in_cnt·in_plane`` (WG).
@@ -258,6 +261,7 @@ class CoreParams:
     weight_depth: int = 1024
     state_depth: int = 1024
     acc_depth: int = 512
+    wg_groups: int = 1 << 16
     max_inputs: int = 1024
     max_steps: int = 255
     max_batch: int = 256
@@ -449,7 +453,8 @@ def validate(desc, core: CoreParams) -> ErrorCode:
         return ErrorCode.STATE_CAPACITY
     if inputs > core.max_inputs:
         return ErrorCode.INPUT_CAPACITY
-    if op == Opcode.WG and _ceil(d.out_cnt, lanes) * d.in_cnt * d.kk > core.acc_depth:
+    if op == Opcode.WG and (_ceil(d.out_cnt, lanes) * d.in_cnt * d.kk > core.acc_depth
+                            or _ceil(d.out_cnt, lanes) > core.wg_groups):
         return ErrorCode.ACC_CAPACITY
     if not _in_dram(d, core.dram_words):
         return ErrorCode.ADDRESS_RANGE

@@ -55,10 +55,16 @@ def core_params(**params) -> D.CoreParams:
     p.update(params)
     dram = (1 << p["addr_width"]) - 1 if p["dram_words"] is None else p["dram_words"]
     return D.CoreParams(lanes=p["lanes"], weight_depth=p["weight_depth"],
-                        state_depth=p["state_depth"], acc_depth=p["acc_depth"],
+                        state_depth=p["state_depth"], acc_depth=_acc_words(p["max_inputs"]),
+                        wg_groups=p["wg_groups"],
                         max_inputs=p["max_inputs"], max_steps=p["max_steps"],
                         max_batch=p["max_batch"], max_kernel=1, max_stride=1, max_pool=1,
                         conv=False, mac=p["mac"], dram_words=dram)
+
+
+def _acc_words(max_inputs):
+    """WG accumulator words (``L`` lanes each) of a core: the WG engine's memory."""
+    return 1 << (max_inputs - 1).bit_length()
 
 
 def _ceil_div(value, log2):
@@ -87,9 +93,12 @@ class TridentCore(wiring.Component):
     dram_words : int, optional
         Size of DRAM in words (default ``2^addr_width − 1``); nothing at or past it is
         touched.
-    acc_depth : int
-        The WG capacity reported to the compiler: this core runs a WG tile one group of
-        ``L`` outputs at a time, so the real limit is ``in_cnt ≤ max_inputs``.
+    wg_groups : int
+        Most groups of ``L`` outputs in one WG tile (the WG engine's delta buffer; a power
+        of two).  The accumulators hold ``acc_depth = 2^⌈log2 max_inputs⌉`` words; the
+        compiler tiles a WG so that ``⌈out_cnt/L⌉ ≤ wg_groups`` and
+        ``⌈out_cnt/L⌉·in_cnt ≤ acc_depth``, and the engine computes the whole tile in one
+        pass over its inputs.
     counter_width : int
         Width of the performance counters.
 
@@ -104,7 +113,7 @@ class TridentCore(wiring.Component):
 
     def __init__(self, *, lanes=4, weight_depth=1024, state_depth=256, max_inputs=1024,
                  max_steps=255, max_batch=256, mac=True, addr_width=24, dram_words=None,
-                 acc_depth=1 << 20, counter_width=32):
+                 wg_groups=32, counter_width=32):
         if lanes < 2 or lanes & (lanes - 1):
             raise ValueError("lanes must be a power of two ≥ 2")
         self.lanes = lanes
@@ -118,7 +127,10 @@ class TridentCore(wiring.Component):
         self.dram_words = (1 << addr_width) - 1 if dram_words is None else dram_words
         if self.dram_words >= 1 << addr_width:
             raise ValueError("dram_words must be below 2^addr_width")
-        self.acc_depth = acc_depth
+        if wg_groups < 1 or wg_groups & (wg_groups - 1):
+            raise ValueError("wg_groups must be a power of two")
+        self.wg_groups = wg_groups
+        self.acc_depth = _acc_words(max_inputs)
         self.counter_width = counter_width
         self.count_bits = 24
         super().__init__({
@@ -134,7 +146,7 @@ class TridentCore(wiring.Component):
                            state_depth=self.state_depth, max_inputs=self.max_inputs,
                            max_steps=self.max_steps, max_batch=self.max_batch, mac=self.mac,
                            addr_width=self.addr_width, dram_words=self.dram_words,
-                           acc_depth=self.acc_depth, counter_width=self.counter_width)
+                           wg_groups=self.wg_groups, counter_width=self.counter_width)
 
     # ------------------------------------------------------------------------------------
     def _validate(self, m, d, prod):
@@ -148,6 +160,7 @@ class TridentCore(wiring.Component):
         # slot → (used, kind, output, lo, count, full); kind: 0 weights, 1 spikes, 2 half
         W, S, H = 0, 1, 2
         x_kind = Mux(spikes_x, S, H)
+        wg_groups = _ceil_div(d.out_cnt, self.lanes.bit_length() - 1)
 
         table = {
             Opcode.FP: {"a": (1, W, 0, 0, d.in_total, d.in_total),
@@ -249,7 +262,8 @@ class TridentCore(wiring.Component):
             m.d.comb += err.eq(ErrorCode.STATE_CAPACITY)
         with m.Elif(inputs > self.max_inputs):
             m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
-        with m.Elif(is_op[Opcode.WG] & (prod["acap"] > self.acc_depth)):
+        with m.Elif(is_op[Opcode.WG] & ((prod["acap"] > self.acc_depth)
+                                        | (wg_groups > self.wg_groups))):
             m.d.comb += err.eq(ErrorCode.ACC_CAPACITY)
         with m.Elif(param_bad | out_of_dram):
             m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)
@@ -276,8 +290,8 @@ class TridentCore(wiring.Component):
         dma = sub("dma", DMA(aw, count_bits=cb, read_channels=3, write_channels=2))
         fp = sub("fp", FPEngine(L, lane_unit="fma", max_inputs=self.max_inputs,
                                 weight_depth=self.weight_depth, max_steps=max_rows))
-        wg = sub("wg", WGEngine(L, mac_support=self.mac, max_inputs=self.max_inputs,
-                                max_rows=max_rows, groups_bits=cb))
+        wg = sub("wg", WGEngine(L, mac_support=self.mac, max_inputs=self.acc_depth,
+                                max_groups=self.wg_groups, max_rows=max_rows))
         upd = sub("update", UpdateUnit(2, momentum=True))
         nu = sub("neuron", NeuronUnit(tag_width=neuron_tag_width(self.state_depth),
                                       backpressure=True))
@@ -287,7 +301,7 @@ class TridentCore(wiring.Component):
         fp_load = sub("fp_load", FPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
         bp_load = sub("bp_load", BPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
         split = sub("split", LaneSplit(fp.out_layout, lanes=L, count_bits=cb))
-        gather = sub("gather", LaneGather(L))
+        gather = sub("gather", LaneGather(L, count_bits=cb))
         scatter = sub("scatter", GradScatter(wg.out_layout, lanes=L, count_bits=cb))
         scaler = sub("scaler", HalfScaler())
         replay = sub("replay", RowReplay(max(self.max_inputs, self.state_depth) // 2, cb))
@@ -370,12 +384,10 @@ class TridentCore(wiring.Component):
 
         # ---- sequencer --------------------------------------------------------------------
         word_cnt = Signal(8)
-        group = Signal(cb)
-        wg_a_base = Signal(aw)
-        wg_c_base = Signal(aw)
         n_groups = Signal(cb)
         last_lanes = Signal(range(L + 1))
         last_words = Signal(range(half + 1))
+
         running = Signal()
         stop_code = Signal(4)
         sent = Signal(6)                  # address programs / commands issued in this state
@@ -385,7 +397,8 @@ class TridentCore(wiring.Component):
         fetched = Signal()                # a descriptor was fetched and is being checked
         m.d.comb += [fpipe.start.eq(restart), bpipe.start.eq(restart), fp_load.start.eq(restart),
                      bp_load.start.eq(restart), split.start.eq(restart),
-                     scatter.start.eq(restart), replay.start.eq(restart), fp.cnt_clear.eq(restart),
+                     scatter.start.eq(restart), gather.start.eq(restart), replay.start.eq(restart),
+                     fp.cnt_clear.eq(restart),
                      wg.cnt_clear.eq(restart)]
 
         def offer(k, channel, fields):
@@ -418,6 +431,7 @@ class TridentCore(wiring.Component):
         slot = {s: {k: getattr(d, f"{s}_{k}") for k in ("addr", "pitch", "words", "tstride")}
                 for s in D.SLOTS}
         a, b, c, dd = slot["a"], slot["b"], slot["c"], slot["d"]
+        b_steps = Mux(b["tstride"] == 0, 1, steps)    # slot b's rows read per sample
 
         # the FP/BP engine's weight port: from the FP loader or, in BP, the transposing one
         with m.If(is_op[Opcode.BP]):
@@ -429,9 +443,11 @@ class TridentCore(wiring.Component):
                      bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
                      bp_load.last_words.eq(last_words),
                      split.row_words.eq(c["words"]), split.n_groups.eq(n_groups),
-                     scatter.n_in.eq(d.in_cnt),
-                     scatter.n_lanes.eq(Mux(group == n_groups - 1, last_lanes, L)),
-                     gather.n_words.eq(Mux(group == n_groups - 1, last_words, half))]
+                     scatter.n_in.eq(d.in_cnt), scatter.n_groups.eq(n_groups),
+                     scatter.last_lanes.eq(last_lanes), gather.row_words.eq(c["words"]),
+                     # slot b of FP, BPN and WG: a per-sample row (tstride 0) is read once
+                     replay.words.eq(b["words"]), replay.steps.eq(steps),
+                     replay.replay.eq(b["tstride"] == 0)]
 
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
@@ -469,8 +485,7 @@ class TridentCore(wiring.Component):
                         m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += fetched.eq(1)
-                m.d.sync += [word_cnt.eq(0), sent.eq(0), group.eq(0),
-                             wg_a_base.eq(a["addr"]), wg_c_base.eq(c["addr"])]
+                m.d.sync += [word_cnt.eq(0), sent.eq(0)]
                 with m.If(err != 0):
                     m.d.sync += stop_code.eq(err)
                     m.next = "STOP"
@@ -539,11 +554,8 @@ class TridentCore(wiring.Component):
                 m.d.comb += fp_phase.eq(1)
                 offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
                                   "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
-                b_steps = Mux(b["tstride"] == 0, 1, steps)
                 program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=b_steps,
                         sb=b["tstride"], c=b["words"], sc=1)
-                m.d.comb += [replay.words.eq(b["words"]), replay.steps.eq(steps),
-                             replay.replay.eq(b["tstride"] == 0)]
                 with m.If(readout):
                     program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], c=c["words"], sc=1)
                 with m.Else():
@@ -596,9 +608,7 @@ class TridentCore(wiring.Component):
                 program(0, dma.rd_cmd[0], c["addr"] + prod["c_tspan"], a=batch, sa=c["pitch"],
                         b=steps, sb=-c["tstride"], c=c["words"], sc=1)
                 program(1, dma.rd_cmd[1], b["addr"] + prod["b_tspan"], a=batch, sa=b["pitch"],
-                        b=Mux(b["tstride"] == 0, 1, steps), sb=-b["tstride"], c=b["words"], sc=1)
-                m.d.comb += [replay.words.eq(b["words"]), replay.steps.eq(steps),
-                             replay.replay.eq(b["tstride"] == 0)]
+                        b=b_steps, sb=-b["tstride"], c=b["words"], sc=1)
                 program(2, dma.wr_cmd[0], dd["addr"] + prod["d_tspan"], a=batch, sa=dd["pitch"],
                         b=steps, sb=-dd["tstride"], c=dd["words"], sc=1)
                 route(dma.rd[0], bpipe.h_in)
@@ -607,35 +617,35 @@ class TridentCore(wiring.Component):
                 route(bpipe.di, dma.wr[0])
                 finish(sent[0] & sent[1] & sent[2] & ~bpipe.busy & dma_idle)
 
-            # ---- WG: one group of L outputs at a time -------------------------------------
+            # ---- WG: all groups of the tile in one pass over the inputs ----------------------
             with m.State("WG"):
-                last = group == n_groups - 1
-                wg_cmd = {"n_in": d.in_cnt, "n_rows": prod["rows"], "group": group}
+                # per-sample δI (the readout's G): one row for the sample's T rows
+                c_per_sample = c["tstride"] == 0
+                wg_cmd = {"n_in": d.in_cnt, "n_rows": prod["rows"], "n_groups": n_groups,
+                          "delta_rows": Mux(c_per_sample, steps, 1)}
                 if self.mac:
                     wg_cmd["mac"] = d.analog
                 offer(4, wg.cmd, wg_cmd)
-                program(0, dma.rd_cmd[0], wg_c_base, a=batch, sa=c["pitch"], b=steps,
-                        sb=c["tstride"], c=Mux(last, last_words, half), sc=1)
-                program(1, dma.rd_cmd[1], b["addr"], a=batch, sa=b["pitch"], b=steps,
-                        sb=b["tstride"], c=b["words"], sc=1)
-                program(2, dma.wr_cmd[0], wg_a_base, b=a["words"], sb=1, c=L, sc=a["pitch"])
+                program(0, dma.rd_cmd[0], c["addr"], a=batch, sa=c["pitch"],
+                        b=Mux(c_per_sample, 1, steps), sb=c["tstride"], c=c["words"], sc=1)
+                # a per-sample input (direct encoding) is read once and replayed T times
+                program(1, dma.rd_cmd[1], b["addr"], a=batch, sa=b["pitch"],
+                        b=b_steps, sb=b["tstride"], c=b["words"], sc=1)
+                program(2, dma.wr_cmd[0], a["addr"], a=n_groups, sa=a["pitch"] << log_l,
+                        b=a["words"], sb=1, c=L, sc=a["pitch"])
                 with m.If(readout):
                     route(dma.rd[0], scaler.i)
                     route(scaler.o, gather.i)
                 with m.Else():
                     route(dma.rd[0], gather.i)
                 route(gather.o, wg.deltas)
-                route(dma.rd[1], wg.inputs)
+                route(dma.rd[1], replay.i)
+                route(replay.o, wg.inputs)
                 route(wg.grads, scatter.i)
                 route(scatter.o, dma.wr[0])
                 with m.If(scatter.overflow):
                     m.d.sync += overflow.eq(1)
-                tile_done = sent[4] & sent[0] & sent[1] & sent[2] & ~wg.busy & dma_idle
-                with m.If(tile_done & ~last & ~dma.error):
-                    m.d.sync += [group.eq(group + 1), sent.eq(0),
-                                 wg_a_base.eq(wg_a_base + (a["pitch"] << log_l)),
-                                 wg_c_base.eq(wg_c_base + half)]
-                finish(tile_done & last)
+                finish(sent[4] & sent[0] & sent[1] & sent[2] & ~wg.busy & dma_idle)
 
             # ---- UPDATE: W, g (and m) word by word ------------------------------------------
             with m.State("UPDATE"):

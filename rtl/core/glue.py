@@ -172,39 +172,47 @@ class BPWeightLoader(wiring.Component):
 
 
 class LaneGather(wiring.Component):
-    """``n_words`` (1 … ``L/2``) consecutive words → one ``L``-lane value; lanes of missing
-    words are ``+0``.
+    """Rows of ``row_words`` words → ``L``-lane values of ``L/2`` words each; the last value
+    of a row takes the row's remaining words, its missing lanes ``+0``.
 
     Members
     -------
     i : In(stream.Signature(32))
     o : Out(stream.Signature(ArrayLayout(Float16, L)))
-    n_words : In
+    row_words : In
+        Words per row (≥ 1).
+    start : In(1)
+        A new run begins at a row's first word.
     """
 
-    def __init__(self, lanes):
+    def __init__(self, lanes, *, count_bits):
         self.lanes = lanes
         super().__init__({
             "i": In(stream.Signature(WORD_BITS)),
             "o": Out(stream.Signature(_lanes_word(lanes))),
-            "n_words": In(range(lanes // 2 + 1)),
+            "row_words": In(count_bits),
+            "start": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         half = self.lanes // 2
-        k = Signal(range(max(2, half)))
+        k = Signal(range(max(2, half)))         # word within the value
+        w = Signal.like(self.row_words)         # word within the row
         acc = Signal(half * WORD_BITS)
-        last = k == self.n_words - 1
+        row_end = w == self.row_words - 1
+        last = (k == half - 1) | row_end
         word = Signal(half * WORD_BITS)
         for q in range(half):
             m.d.comb += word.word_select(q, WORD_BITS).eq(
-                Mux(q < self.n_words, Mux(k == q, self.i.payload, acc.word_select(q, WORD_BITS)), 0))
+                Mux(k == q, self.i.payload, Mux(q < k, acc.word_select(q, WORD_BITS), 0)))
         m.d.comb += [self.o.valid.eq(self.i.valid & last), self.o.payload.eq(word),
                      self.i.ready.eq(~last | self.o.ready)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += acc.word_select(k, WORD_BITS).eq(self.i.payload)
-            m.d.sync += k.eq(Mux(last, 0, k + 1))
+            m.d.sync += [acc.word_select(k, WORD_BITS).eq(self.i.payload),
+                         k.eq(Mux(last, 0, k + 1)), w.eq(Mux(row_end, 0, w + 1))]
+        with m.If(self.start):
+            m.d.sync += [k.eq(0), w.eq(0)]
         return m
 
 
@@ -256,18 +264,21 @@ class LaneSplit(wiring.Component):
 
 
 class GradScatter(wiring.Component):
-    """WG gradient words (``L`` lanes of input ``i``) → row-major words: per pair of inputs
-    ``(2p, 2p+1)`` one word per lane ``l`` (row ``g·L + l``); lanes ``≥ n_lanes`` are
-    ``skip``; an odd ``n_in`` pads the last word with ``+0``.  Also flags non-finite
-    gradients of the written lanes.
+    """WG gradient words (``L`` lanes of input ``i``, ``n_in`` words per group, groups one
+    after the other) → row-major words: per pair of inputs ``(2p, 2p+1)`` one word per lane
+    ``l`` (row ``g·L + l``); lanes of the last group ``≥ last_lanes`` are ``skip``; an odd
+    ``n_in`` pads the last word with ``+0``.  Also flags non-finite gradients of the written
+    lanes.
 
     Members
     -------
     i : In(stream.Signature(grad_layout))
     o : Out(stream.Signature(write_layout))
     n_in : In
-    n_lanes : In
-        Rows of this tile that exist.
+    n_groups : In
+        Groups of this run.
+    last_lanes : In
+        Rows of the last group that exist.
     start : In(1)
     overflow : Out(1)
         Pulse: a gradient of an existing row taken this cycle is ±inf or NaN.
@@ -279,7 +290,8 @@ class GradScatter(wiring.Component):
             "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(write_layout)),
             "n_in": In(count_bits),
-            "n_lanes": In(range(lanes + 1)),
+            "n_groups": In(count_bits),
+            "last_lanes": In(range(lanes + 1)),
             "start": In(1),
             "overflow": Out(1),
         })
@@ -288,7 +300,9 @@ class GradScatter(wiring.Component):
         m = Module()
         L = self.lanes
         even = Signal(_lanes_word(L))
-        idx = Signal.like(self.n_in)              # inputs taken
+        idx = Signal.like(self.n_in)              # inputs of the group taken
+        group = Signal.like(self.n_groups)
+        n_lanes = Mux(group == self.n_groups - 1, self.last_lanes, L)
         lane = Signal(range(L))
         value = self.i.payload.value
         odd_in = idx[0]
@@ -299,19 +313,21 @@ class GradScatter(wiring.Component):
         hi = Mux(odd_in, value[lane], 0)
         lo = Mux(odd_in, even[lane], value[lane])
         m.d.comb += [self.o.valid.eq(pair), self.o.payload.data.eq(Cat(lo, hi)),
-                     self.o.payload.skip.eq(lane >= self.n_lanes),
+                     self.o.payload.skip.eq(lane >= n_lanes),
                      self.i.ready.eq(~pair | (self.o.ready & (lane == L - 1)))]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [idx.eq(Mux(last_in, 0, idx + 1)), lane.eq(0)]
+            with m.If(last_in):
+                m.d.sync += group.eq(group + 1)
             with m.If(~pair):
                 m.d.sync += even.eq(value)
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += lane.eq(lane + 1)
         for l in range(L):
-            with m.If(self.i.valid & self.i.ready & (l < self.n_lanes) & (value[l].exponent == 0x1F)):
+            with m.If(self.i.valid & self.i.ready & (l < n_lanes) & (value[l].exponent == 0x1F)):
                 m.d.comb += self.overflow.eq(1)
         with m.If(self.start):
-            m.d.sync += [idx.eq(0), lane.eq(0)]
+            m.d.sync += [idx.eq(0), lane.eq(0), group.eq(0)]
         return m
 
 

@@ -531,12 +531,14 @@ def engine_class(cases):
 
 @dataclass
 class WGCase:
-    """One WG tile: ``deltas [R, J]`` (binary16, ``J ≤ L``: the tile's output neurons;
-    rows = samples × steps) and ``inputs [R, I]`` (bool spikes or binary16 analog)."""
+    """One WG tile: ``deltas [R, J]`` (binary16, the tile's ``J`` output neurons, ``G =
+    ⌈J/L⌉`` groups; rows = samples × steps) and ``inputs [R, I]`` (bool spikes or binary16
+    analog); with ``delta_rows = T`` every ``T`` consecutive rows share their deltas (given
+    to the engine once, as a per-sample slot)."""
     name: str
     deltas: torch.Tensor
     inputs: torch.Tensor
-    group: int = 0
+    delta_rows: int = 1
 
     @property
     def mac(self) -> bool:
@@ -580,17 +582,20 @@ def random_deltas(rng, rows, lanes, density, kind="normal", scale=1.0, lane_zero
     return _half(bits)
 
 
-def wg_case(rng, rows, n_in, lanes, density, row_density=0.5, *, mac=False, kind="normal",
-            specials=False, group=0, name=None):
-    """A random :class:`WGCase` (``lanes`` output neurons of the tile)."""
-    deltas = random_deltas(rng, rows, lanes, row_density, kind)
+def wg_case(rng, rows, n_in, outputs, density, row_density=0.5, *, mac=False, kind="normal",
+            specials=False, lane_zero=0.2, delta_rows=1, name=None):
+    """A random :class:`WGCase` (``outputs`` output neurons of the tile; ``lane_zero``: the
+    fraction of ±0 deltas in a live row, so that whole groups are ±0 too; ``delta_rows``:
+    rows sharing one row of deltas, ``rows`` a multiple of it)."""
+    deltas = random_deltas(rng, rows // delta_rows, outputs, row_density, kind,
+                           lane_zero=lane_zero).repeat_interleave(delta_rows, 0)
     if mac:
         inputs = random_analog(rng, rows, n_in, density, specials=specials)
     else:
         inputs = random_spikes(rng, rows, n_in, density)
-    name = name or (f"wg{'-mac' if mac else ''}-{rows}r-{n_in}x{lanes}-d{density:g}"
-                    f"-rows{row_density:g}-{kind}")
-    return WGCase(name, deltas, inputs, group)
+    name = name or (f"wg{'-mac' if mac else ''}-{rows}r-{n_in}x{outputs}-d{density:g}"
+                    f"-rows{row_density:g}-{kind}" + (f"-per{delta_rows}" if delta_rows > 1 else ""))
+    return WGCase(name, deltas, inputs, delta_rows)
 
 
 def wg_stimulus(params, case: WGCase) -> Stimulus:
@@ -600,18 +605,20 @@ def wg_stimulus(params, case: WGCase) -> Stimulus:
     engine = make_engine(params, WGEngine)
     L = engine.lanes
     rows, J = case.deltas.shape
+    G = -(-J // L)
     n_in = case.inputs.shape[1]
-    if J > L or n_in > engine.max_inputs or rows > engine.max_rows:
+    if G > engine.max_groups or G * n_in > engine.acc_words or rows > engine.max_rows:
         raise ValueError(f"{case.name} does not fit {params}")
     if case.mac and not engine.mac_support:
         raise ValueError(f"{case.name}: analog inputs need mac_support=True")
-    fields = dict(n_in=n_in, n_rows=rows, group=case.group)
+    fields = dict(n_in=n_in, n_rows=rows, n_groups=G, delta_rows=case.delta_rows)
     if engine.mac_support:
         fields["mac"] = int(case.mac)
     config = pack_config(engine.config_layout, **fields)
-    d = np.zeros((rows, L), dtype=np.int64)
+    d = np.zeros((rows, G * L), dtype=np.int64)
     d[:, :J] = case.deltas.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
-    deltas = [int(sum(int(d[r, l]) << (16 * l) for l in range(L))) for r in range(rows)]
+    deltas = [int(sum(int(d[r, g * L + l]) << (16 * l) for l in range(L)))
+              for r in range(0, rows, case.delta_rows) for g in range(G)]
     if case.mac:
         xbits = case.inputs.view(torch.int16).numpy().astype(np.int64) & 0xFFFF
         inputs = analog_words(xbits, engine.word_bits)
@@ -621,46 +628,61 @@ def wg_stimulus(params, case: WGCase) -> Stimulus:
     offs = field_offsets(engine.out_layout)
     v_off, (i_off, i_w), (g_off, g_w) = offs["value"][0], offs["index"], offs["group"]
     expected, masks = [], []
-    for i in range(n_in):
-        value = (i << i_off) | (case.group << g_off)
-        mask = (((1 << i_w) - 1) << i_off) | (((1 << g_w) - 1) << g_off)
-        for l in range(J):
-            value |= int(g[l, i]) << (v_off + 16 * l)
-            mask |= 0xFFFF << (v_off + 16 * l)
-        expected.append(value)
-        masks.append(mask)
+    for group in range(G):
+        for i in range(n_in):
+            value = (i << i_off) | (group << g_off)
+            mask = (((1 << i_w) - 1) << i_off) | (((1 << g_w) - 1) << g_off)
+            for l in range(min(L, J - group * L)):
+                value |= int(g[group * L + l, i]) << (v_off + 16 * l)
+                mask |= 0xFFFF << (v_off + 16 * l)
+            expected.append(value)
+            masks.append(mask)
     live = case.live_rows().numpy()
     if case.mac:
         act = (case.inputs.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
     else:
         act = case.inputs.numpy()
     events = int(act[live].sum())
-    ops = events * L
+    ops = int(act.astype(np.int64).sum(1) @ _live_groups(case, L)) * L
     skipped = int((~live).sum())
     limit = 4 * wg_cycle_model(params, case)["model"] + 2000
     return Stimulus(case, config, [], inputs, expected, masks, events, ops, skipped, limit,
                     deltas=deltas)
 
 
+def _live_groups(case, lanes):
+    """Per row, the groups of ``lanes`` outputs with at least one non-zero delta."""
+    rows, J = case.deltas.shape
+    G = -(-J // lanes)
+    nz = np.zeros((rows, G * lanes), dtype=bool)
+    nz[:, :J] = (case.deltas.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
+    return nz.reshape(rows, G, lanes).any(2).sum(1)
+
+
 def wg_cycle_model(params, case) -> dict:
-    """Predicted busy cycles of a WG tile: per row, one cycle per input word plus one per
-    active input when the row has a non-zero delta (a row of zero deltas is discarded at a
-    word per cycle), one for the row's end marker; then ``L + 4`` cycles per input for
-    the read-out (one two-stage rounding unit shared by the lanes)."""
+    """Predicted busy cycles of a WG tile of ``G`` groups: ``G`` cycles for the base
+    table; per row, ``G − 1`` cycles for the delta words (the first is taken with the
+    previous row's end marker), one per input word, one per pair of
+    an active input and a group with a non-zero delta (a row of zero deltas is discarded
+    at a word per cycle), one for the row's end marker; then ``L + 4`` cycles per word for
+    the read-out of the ``G·n_in`` words (one two-stage rounding unit shared by the
+    lanes)."""
     from .wg import WGEngine
     engine = make_engine(params, WGEngine)
-    rows, _ = case.deltas.shape
+    rows, J = case.deltas.shape
+    G = -(-J // engine.lanes)
     n_in = case.inputs.shape[1]
     nw = words_per_step(n_in, engine.word_bits, case.mac)
-    live = case.live_rows().numpy()
+    groups = _live_groups(case, engine.lanes)
     if case.mac:
         act = (case.inputs.view(torch.int16).int() & 0x7FFF).ne(0).numpy()
     else:
         act = case.inputs.numpy()
-    scan = sum(nw + 1 + (int(act[r].sum()) if live[r] else 0) for r in range(rows))
-    readout = n_in * (engine.lanes + 4)
-    return {"scan": scan, "readout": readout, "model": scan + readout + 16,
-            "pairs": int(act[live].sum()) * engine.lanes}
+    pairs = int(act.astype(np.int64).sum(1) @ groups)
+    scan = rows // case.delta_rows * (G - 1) + rows * (nw + 1) + pairs
+    readout = G * n_in * (engine.lanes + 4)
+    return {"scan": scan, "readout": readout, "model": G + scan + readout + 16,
+            "pairs": pairs * engine.lanes}
 
 
 @dataclass

@@ -1,15 +1,16 @@
 """WG engine: the weight gradient of a fully connected layer in exact fixed point
 (docs/numerics.md §5), bit-exact with ``trident.golden.hw.gradient.fc_weight_grad``.
 
-See docs/engines.md §12.  The engine computes one *tile*: ``L`` output neurons (a group
-``g``, one per lane) × ``n_in`` inputs.  It streams the batch's rows ``r = (n, t)``: per
-row the ``L`` values ``δI[r, g·L + l]`` and the row's input words.  Rows whose ``L``
-deltas are all ``±0`` are discarded at one cycle per word; otherwise the
-:class:`~.compress.EventCompressor` turns the row into its active inputs and each active
-``i`` adds ``L`` exact terms into the accumulators of ``(g·L + l, i)``:
+See docs/engines.md §12.  The engine computes one *tile*: ``G`` groups of ``L`` output
+neurons (one per lane) × ``n_in`` inputs.  It streams the batch's rows ``r = (n, t)``: per
+row the ``G·L`` values ``δI[r, g·L + l]`` and the row's input words, read once for all
+groups.  Rows whose deltas are all ``±0`` are discarded at one cycle per word; otherwise
+the :class:`~.compress.EventCompressor` turns the row into its active inputs and each
+active ``i`` adds, for every group ``g`` with a non-zero delta, ``L`` exact terms into the
+accumulators of ``(g·L + l, i)``:
 
-- spike input: the term is ``δI[r, j]`` itself, aligned once per row to an integer in
-  units of 2^−24 (``fixed.float16_to_fixed``);
+- spike input: the term is ``δI[r, j]`` itself, aligned to an integer in units of 2^−24
+  (``fixed.float16_to_fixed``);
 - analog input (MAC layer): the term is ``RNE(δI[r, j] · x[r, i])`` (an ``FPMul`` per
   lane, then aligned); a pair with ``δI = ±0`` contributes nothing.
 
@@ -32,12 +33,13 @@ __all__ = ["WGEngine", "ExactAccumulators", "wg_config_layout", "grad_layout",
            "acc_update_layout"]
 
 
-def wg_config_layout(max_inputs, max_rows, groups_bits, mac_support):
+def wg_config_layout(max_inputs, max_rows, max_groups, mac_support):
     """The WG tile descriptor: ``n_in`` inputs of the tile, ``n_rows`` rows of the batch
-    (samples × steps), ``group`` (carried to the output words as a label) and, with MAC
+    (samples × steps), ``n_groups`` groups of ``L`` outputs, ``delta_rows`` (the rows that
+    one row of deltas serves: 1, or T when the deltas are per sample) and, with MAC
     support, ``mac`` (1: analog inputs)."""
     fields = {"n_in": _bits_for(max_inputs), "n_rows": _bits_for(max_rows),
-              "group": groups_bits}
+              "n_groups": _bits_for(max_groups), "delta_rows": 8}
     if mac_support:
         fields["mac"] = 1
     return data.StructLayout(fields)
@@ -242,36 +244,45 @@ class ExactAccumulators(wiring.Component):
 
 
 class WGEngine(wiring.Component):
-    """Exact-accumulator weight-gradient engine for one FC tile (``L`` × ``n_in``).
+    """Exact-accumulator weight-gradient engine for one FC tile of ``G`` groups of ``L``
+    outputs × ``n_in`` inputs, reading every input row once for all ``G`` groups.
 
     ``g[j, i] = RNE(Σ_r term(r, j, i) · 2^−24)`` over the rows ``r`` with input ``i``
     active and ``δI[r, j] ≠ ±0``; ``term`` = ``δI`` (spikes) or ``RNE(δI · x)`` (analog),
     as an exact integer in units of 2^−24; NaN if any NaN term or both infinities, else
     the infinity.
 
-    Accumulator memory (``lib.memory.Memory``): ``2^⌈log2 max_inputs⌉`` words, word ``i``
-    = ``L`` × (``acc_bits``-bit two's-complement sum + NaN/+inf/−inf flags); zero between
-    tiles (the read-out clears it).  ``acc_bits = 64`` holds ≥ 2^23 terms of the largest
-    magnitude (the contract's limit).
+    Per row the engine takes the ``G`` delta words into a delta buffer (``max_groups``
+    words of ``L`` binary16; with ``delta_rows = T`` once per sample, kept for its ``T``
+    rows), then the row's input words; each active input ``i`` is paired
+    with every group whose ``L`` deltas are not all ``±0`` (one accumulator update of ``L``
+    lanes per pair and cycle, the groups found by a priority encoder).  A row whose
+    ``G·L`` deltas are all ``±0`` is discarded at one cycle per input word.
+
+    Accumulator memory (``lib.memory.Memory``): ``2^⌈log2 max_inputs⌉`` words, word
+    ``g·n_in + i`` = ``L`` × (``acc_bits``-bit two's-complement sum + NaN/+inf/−inf flags);
+    ``G·n_in`` must fit.  ``acc_bits = 64`` holds ≥ 2^23 terms of the largest magnitude
+    (the contract's limit).  The base addresses ``g·n_in`` are tabulated while the tile
+    starts (``G`` cycles, no multiplier).
 
     Parameters
     ----------
     lanes : int
-        ``L``, output neurons of the tile.
+        ``L``, output neurons of a group.
     mac_support : bool
         Analog inputs (one ``FPMul`` per lane).
     mul_stages : int, optional
         ``FPMul`` pipeline depth.
     max_inputs : int
-        Largest ``n_in`` (the tile width).
+        Largest ``G·n_in`` (accumulator words).
+    max_groups : int
+        Largest ``G`` (delta buffer words; a power of two).
     word_bits : int
         Input word width.
     max_rows : int
         Largest ``n_rows``.
     acc_bits : int
         Accumulator width (≥ 41).
-    groups_bits : int
-        Width of the ``group`` label.
     out_depth : int
         Output FIFO depth.
     counter_width : int
@@ -280,14 +291,17 @@ class WGEngine(wiring.Component):
     Members
     -------
     cmd : In(stream.Signature(wg_config_layout))
-        The tile descriptor; accepted while idle.
+        The tile descriptor (``n_in``, ``n_rows``, ``n_groups`` = ``G``, ``delta_rows``,
+        with MAC support ``mac``); accepted while idle.  ``G·n_in ≤ 2^⌈log2 max_inputs⌉`` is the caller's
+        to ensure.
     deltas : In(stream.Signature(ArrayLayout(Float16, L)))
-        Per row, ``δI[r, g·L + l]`` for the tile's lanes.
+        Per ``delta_rows`` rows, ``G`` words: ``δI[r, g·L + l]``, ``g`` ascending.
     inputs : In(stream.Signature(word_bits))
         Per row, ``ceil(n_in / per_word)`` words (spike bits, or binary16 values in MAC
         mode), as for :class:`~.compress.EventCompressor`.
     grads : Out(stream.Signature(grad_layout))
-        ``n_in`` words after the last row, ``i`` ascending.
+        ``G·n_in`` words after the last row: for ``g`` ascending, ``i`` ascending, with
+        ``group`` = ``g`` and ``index`` = ``i``.
     busy : Out(1)
         From the accepted ``cmd`` to the last gradient word taken.
     cnt_clear : In(1)
@@ -298,27 +312,30 @@ class WGEngine(wiring.Component):
     """
 
     def __init__(self, lanes=4, *, mac_support=False, mul_stages=None, max_inputs=512,
-                 word_bits=32, max_rows=1 << 16, acc_bits=64, groups_bits=10, out_depth=8,
+                 max_groups=32, word_bits=32, max_rows=1 << 16, acc_bits=64, out_depth=8,
                  counter_width=32):
         if acc_bits < TERM_BITS:
             raise ValueError(f"acc_bits must be at least {TERM_BITS}")
         if word_bits < 1 or word_bits & (word_bits - 1) or (mac_support and word_bits < 16):
             raise ValueError(f"word_bits must be a power of two (>= 16 for MAC mode), "
                              f"not {word_bits}")
+        if max_groups < 1 or max_groups & (max_groups - 1):
+            raise ValueError(f"max_groups must be a power of two, not {max_groups}")
         self.lanes = int(lanes)
         self.mac_support = bool(mac_support)
         self.mul_stages = FPMul.DEFAULT_STAGES if mul_stages is None else int(mul_stages)
         self.max_inputs = int(max_inputs)
+        self.max_groups = int(max_groups)
         self.word_bits = int(word_bits)
         self.max_rows = int(max_rows)
         self.acc_bits = int(acc_bits)
-        self.groups_bits = int(groups_bits)
         self.out_depth = int(out_depth)
         self.counter_width = int(counter_width)
+        self.acc_words = 1 << _clog2(self.max_inputs)
         self.config_layout = wg_config_layout(self.max_inputs, self.max_rows,
-                                              self.groups_bits, self.mac_support)
+                                              self.max_groups, self.mac_support)
         self.delta_layout = data.ArrayLayout(Float16, self.lanes)
-        self.out_layout = grad_layout(self.lanes, self.max_inputs, self.groups_bits)
+        self.out_layout = grad_layout(self.lanes, self.max_inputs, _clog2(self.max_groups) or 1)
         super().__init__({
             "cmd": In(stream.Signature(self.config_layout)),
             "deltas": In(stream.Signature(self.delta_layout)),
@@ -334,7 +351,7 @@ class WGEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        L = self.lanes
+        L, P = self.lanes, self.max_groups
         mac_support = self.mac_support
         ib = _clog2(self.max_inputs)
         rbits = _bits_for(self.max_rows)
@@ -348,30 +365,57 @@ class WGEngine(wiring.Component):
             m.d.sync += cfg.eq(self.cmd.payload)
         mac = cfg.mac if mac_support else Const(0, 1)
 
-        # ---- rows: the deltas of the current row, and the compressor --------------------
+        # ---- base table: base[g] = g·n_in, G cycles at the start of a tile ---------------
+        bases = memory.Memory(shape=ib + 1, depth=P, init=[])
+        m.submodules.bases = bases
+        base_wr, base_rd = bases.write_port(), bases.read_port(domain="sync")
+        tab_g = Signal(range(P + 1))
+        tab_acc = Signal(ib + 1)            # ends as G·n_in: the words to read out
+        tab_ready = Signal()
+        m.d.comb += [base_wr.addr.eq(tab_g), base_wr.data.eq(tab_acc),
+                     base_wr.en.eq(running & ~tab_ready & (tab_g != cfg.n_groups))]
+        with m.If(running & ~tab_ready):
+            with m.If(tab_g == cfg.n_groups):
+                m.d.sync += tab_ready.eq(1)
+            with m.Else():
+                m.d.sync += [tab_g.eq(tab_g + 1), tab_acc.eq(tab_acc + cfg.n_in)]
+
+        # ---- rows: G delta words into the buffer, then the input words -------------------
+        dbuf = memory.Memory(shape=self.delta_layout, depth=P, init=[])
+        m.submodules.dbuf = dbuf
+        dbuf_wr, dbuf_rd = dbuf.write_port(), dbuf.read_port(domain="sync")
         comp = EventCompressor(self.max_inputs, self.word_bits, mac_support)
         m.submodules.compress = comp
-        row_loaded = Signal()               # a row's deltas are held
-        row_skip = Signal()                 # ... and they are all ±0
-        delta = Signal(self.delta_layout)
-        term = [Signal(signed(TERM_BITS), name=f"term{l}") for l in range(L)]   # spike terms
-        tflags = [Signal(3, name=f"tflags{l}") for l in range(L)]
-        rows_in = Signal(rbits)             # rows whose deltas were taken
+        row_loaded = Signal()               # the row's G delta words are held
+        nz = Signal(P)                      # groups of the row with a non-zero delta
+        row_skip = Signal()                 # ... none
+        d_word = Signal(range(P))           # delta words of the row taken so far
+        rows_in = Signal(rbits)             # rows covered by the deltas taken
         rows_done = Signal(rbits)           # rows whose end marker was taken
+        reuse = Signal(8)                   # further rows the held deltas serve
         end_taken = comp.o.valid & comp.o.ready & comp.o.payload.end
-        can_load = ~row_loaded | end_taken
         take_delta = self.deltas.valid & self.deltas.ready
-        m.d.comb += self.deltas.ready.eq(running & can_load & (rows_in != cfg.n_rows))
+        zero_word = Cat(*((self.deltas.payload[l].as_value()[:15] == 0) for l in range(L))).all()
+        last_word = d_word == cfg.n_groups - 1
+        m.d.comb += [
+            self.deltas.ready.eq(running & (~row_loaded | (end_taken & (reuse == 0)))
+                                 & (rows_in != cfg.n_rows)),
+            dbuf_wr.addr.eq(d_word), dbuf_wr.data.eq(self.deltas.payload),
+            dbuf_wr.en.eq(take_delta),
+        ]
         with m.If(end_taken):
-            m.d.sync += [row_loaded.eq(0), rows_done.eq(rows_done + 1)]
+            m.d.sync += rows_done.eq(rows_done + 1)
+            with m.If(reuse == 0):
+                m.d.sync += row_loaded.eq(0)
+            with m.Else():
+                m.d.sync += reuse.eq(reuse - 1)
+        row_nz = Signal(P)                  # nz with the word being taken
+        m.d.comb += row_nz.eq(Mux(d_word == 0, 0, nz) | Mux(zero_word, 0, Const(1, P) << d_word))
         with m.If(take_delta):
-            d = self.deltas.payload
-            m.d.sync += [row_loaded.eq(1), delta.eq(d), rows_in.eq(rows_in + 1),
-                         row_skip.eq(Cat(*((d[l].as_value()[:15] == 0) for l in range(L))).all())]
-            for l in range(L):
-                nan, pinf, ninf = special_flags(d[l])
-                m.d.sync += [term[l].eq(float16_to_fixed(d[l])),
-                             tflags[l].eq(Cat(nan, pinf, ninf))]
+            m.d.sync += [nz.eq(row_nz), d_word.eq(Mux(last_word, 0, d_word + 1))]
+            with m.If(last_word):
+                m.d.sync += [row_loaded.eq(1), rows_in.eq(rows_in + cfg.delta_rows),
+                             reuse.eq(cfg.delta_rows - 1), row_skip.eq(row_nz == 0)]
         m.d.comb += [
             comp.n_in.eq(self.cmd.payload.n_in),
             comp.mac.eq(self.cmd.payload.mac if mac_support else 0),
@@ -380,29 +424,57 @@ class WGEngine(wiring.Component):
             comp.i.payload.eq(self.inputs.payload),
             comp.i.valid.eq(self.inputs.valid & running & row_loaded & ~end_taken),
             self.inputs.ready.eq(comp.i.ready & running & row_loaded & ~end_taken),
-            comp.o.ready.eq(running),
         ]
-        event = comp.o.valid & ~comp.o.payload.end & ~row_skip
 
-        # ---- terms of an event (analog: through the multipliers) --------------------------
-        # A: the accumulator read; terms and flags travel with it to C
+        # ---- pairs: an event with each non-zero group (issue I, then P with the buffers) --
+        event = comp.o.valid & ~comp.o.payload.end & ~row_skip & tab_ready
+        pending_groups = Signal(P)          # groups still to pair with the held event
+        fresh = Signal(init=1)             # the held event has not been paired yet
+        remaining = Mux(fresh, nz, pending_groups)
+        g_sel = Signal(range(P))
+        for g in reversed(range(P)):        # the lowest remaining group
+            with m.If(remaining[g]):
+                m.d.comb += g_sel.eq(g)
+        rest = remaining & ~(Const(1, P) << g_sel)
+        last_pair = rest == 0
+        m.d.comb += comp.o.ready.eq(running & (comp.o.payload.end | row_skip | (tab_ready & last_pair)))
+        with m.If(event):
+            m.d.sync += [pending_groups.eq(rest), fresh.eq(last_pair)]
+        m.d.comb += [dbuf_rd.addr.eq(g_sel), base_rd.addr.eq(g_sel), dbuf_rd.en.eq(1),
+                     base_rd.en.eq(1)]
+        p_valid, p_index = Signal(), Signal(ib)
+        p_value = Signal(16)
+        m.d.sync += [p_valid.eq(event), p_index.eq(comp.o.payload.index)]
+        if mac_support:
+            m.d.sync += p_value.eq(comp.o.payload.value)
+        delta = Signal(self.delta_layout)
+        m.d.comb += delta.eq(dbuf_rd.data)
+        p_addr = Signal(ib)
+        m.d.comb += p_addr.eq(base_rd.data + p_index)
+
+        # ---- terms of a pair (analog: through the multipliers) ---------------------------
+        # A: the accumulator update
         a_valid = Signal()
         a_addr = Signal(ib)
         a_term = [Signal(signed(TERM_BITS), name=f"a_term{l}") for l in range(L)]
         a_flags = [Signal(3, name=f"a_flags{l}") for l in range(L)]
-        spike_valid = event & ~mac
+        spike_valid = p_valid & ~mac
+        spike_terms = []
+        for l in range(L):
+            nan, pinf, ninf = special_flags(delta[l])
+            spike_terms.append((float16_to_fixed(delta[l]), Cat(nan, pinf, ninf)))
         if mac_support:
             muls = []
             for l in range(L):
-                u = FPMul(self.mul_stages, tag_width=(ib + 2) if l == 0 else 0)
+                u = FPMul(self.mul_stages, tag_width=(ib + 1) if l == 0 else 0)
                 m.submodules[f"mul{l}"] = u
                 muls.append(u)
-                m.d.comb += [u.i.valid.eq(event & mac), u.i.payload.a.eq(delta[l]),
-                             u.i.payload.b.eq(comp.o.payload.value)]
+                m.d.comb += [u.i.valid.eq(p_valid & mac), u.i.payload.a.eq(delta[l]),
+                             u.i.payload.b.eq(p_value)]
             zero_delta = Signal(L)
             m.d.comb += zero_delta.eq(Cat(*((delta[l].as_value()[:15] == 0)
                                             for l in range(L))))
-            m.d.comb += muls[0].i.payload.tag.eq(Cat(comp.o.payload.index, event & mac, 0))
+            m.d.comb += muls[0].i.payload.tag.eq(Cat(p_addr, p_valid & mac))
             # the zero-delta mask travels beside the multipliers
             zd_pipe = [zero_delta]
             for k in range(self.mul_stages):
@@ -419,38 +491,49 @@ class WGEngine(wiring.Component):
                     m.d.sync += [a_term[l].eq(Mux(skip, 0, float16_to_fixed(p))),
                                  a_flags[l].eq(Mux(skip, 0, Cat(nan, pinf, ninf)))]
             with m.Elif(spike_valid):
-                m.d.sync += [a_valid.eq(1), a_addr.eq(comp.o.payload.index)]
-                m.d.sync += [a_term[l].eq(term[l]) for l in range(L)]
-                m.d.sync += [a_flags[l].eq(tflags[l]) for l in range(L)]
+                m.d.sync += [a_valid.eq(1), a_addr.eq(p_addr)]
+                m.d.sync += [a_term[l].eq(spike_terms[l][0]) for l in range(L)]
+                m.d.sync += [a_flags[l].eq(spike_terms[l][1]) for l in range(L)]
             with m.Else():
                 m.d.sync += a_valid.eq(0)
             in_mul = Signal(range(self.mul_stages + 2))
-            m.d.sync += in_mul.eq(in_mul + (event & mac) - mul_out)
+            m.d.sync += in_mul.eq(in_mul + (p_valid & mac) - mul_out)
         else:
-            m.d.sync += [a_valid.eq(spike_valid), a_addr.eq(comp.o.payload.index)]
-            m.d.sync += [a_term[l].eq(term[l]) for l in range(L)]
-            m.d.sync += [a_flags[l].eq(tflags[l]) for l in range(L)]
+            m.d.sync += [a_valid.eq(spike_valid), a_addr.eq(p_addr)]
+            m.d.sync += [a_term[l].eq(spike_terms[l][0]) for l in range(L)]
+            m.d.sync += [a_flags[l].eq(spike_terms[l][1]) for l in range(L)]
             in_mul = Const(0, 1)
 
         # ---- accumulators: read-modify-write, then the read-out -----------------------------
         bank = ExactAccumulators(L, depth=1 << ib, acc_bits=AB, out_layout=self.out_layout,
                                  out_depth=self.out_depth)
         m.submodules.bank = bank
-        drained = ((rows_done == cfg.n_rows) & ~a_valid & ~bank.pending
-                   & (in_mul == 0) & ~row_loaded)
+        drained = ((rows_done == cfg.n_rows) & ~p_valid & ~a_valid & ~bank.pending
+                   & (in_mul == 0) & ~row_loaded & tab_ready)
         m.d.comb += [
             bank.upd.valid.eq(a_valid), bank.upd.payload.addr.eq(a_addr),
             bank.readout.eq(running & drained), bank.restart.eq(start),
-            bank.n_words.eq(cfg.n_in), bank.group.eq(cfg.group),
+            bank.n_words.eq(tab_acc), bank.group.eq(0),
         ]
         m.d.comb += [bank.upd.payload.term[l].eq(a_term[l]) for l in range(L)]
         m.d.comb += [bank.upd.payload.flags[l].eq(a_flags[l]) for l in range(L)]
-        wiring.connect(m, bank.grads, wiring.flipped(self.grads))
+        # the read-out runs over words g·n_in + i: relabel them (g, i)
+        out_i = Signal(ib)
+        out_g = Signal(range(P))
+        m.d.comb += [self.grads.valid.eq(bank.grads.valid), bank.grads.ready.eq(self.grads.ready),
+                     self.grads.payload.value.eq(bank.grads.payload.value),
+                     self.grads.payload.index.eq(out_i), self.grads.payload.group.eq(out_g)]
+        with m.If(self.grads.valid & self.grads.ready):
+            with m.If(out_i == cfg.n_in - 1):
+                m.d.sync += [out_i.eq(0), out_g.eq(out_g + 1)]
+            with m.Else():
+                m.d.sync += out_i.eq(out_i + 1)
 
         done = running & bank.done
         with m.If(start):
             m.d.sync += [running.eq(1), row_loaded.eq(0), row_skip.eq(0), rows_in.eq(0),
-                         rows_done.eq(0)]
+                         rows_done.eq(0), d_word.eq(0), reuse.eq(0), fresh.eq(1), tab_g.eq(0), tab_acc.eq(0),
+                         tab_ready.eq(0), out_i.eq(0), out_g.eq(0)]
         with m.Elif(done):
             m.d.sync += running.eq(0)
 
@@ -459,11 +542,9 @@ class WGEngine(wiring.Component):
         busy_c, events_c, ops_c, skipped_c = (Signal(cw, name=n) for n in
                                               ("busy_c", "events_c", "ops_c", "skipped_c"))
         m.d.sync += [busy_c.eq(busy_c + running),
-                     events_c.eq(events_c + event),
+                     events_c.eq(events_c + (event & last_pair)),
                      ops_c.eq(ops_c + Mux(a_valid, L, 0)),
-                     skipped_c.eq(skipped_c + (take_delta & Cat(
-                         *((self.deltas.payload[l].as_value()[:15] == 0)
-                           for l in range(L))).all()))]
+                     skipped_c.eq(skipped_c + (end_taken & row_skip))]
         with m.If(self.cnt_clear):
             m.d.sync += [busy_c.eq(0), events_c.eq(0), ops_c.eq(0), skipped_c.eq(0)]
         m.d.comb += [self.cnt_busy.eq(busy_c), self.cnt_events.eq(events_c),

@@ -129,6 +129,7 @@ def test_valid_descriptors_pass():
     (E.STATE_CAPACITY, conv_fp(), D.CoreParams(state_depth=255)),
     (E.INPUT_CAPACITY, fc_fp(), D.CoreParams(max_inputs=63)),
     (E.ACC_CAPACITY, wg(), D.CoreParams(acc_depth=63)),
+    (E.ACC_CAPACITY, wg(), D.CoreParams(wg_groups=1)),                 # 8 outputs = 2 groups
     (E.ADDRESS_RANGE, fc_fp(), D.CoreParams(dram_words=4000 + 3 * 16 + 7 * 2 + 1 - 1)),
     (E.ADDRESS_RANGE, fc_fp(param_addr=(1 << 22) - 71), CORE),
     (E.ADDRESS_RANGE, update(c_addr=(1 << 22) - 99), CORE),

@@ -27,9 +27,10 @@ from trident.golden.hw.neuron import NeuronParams
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 
-#: A small core: every test size fits, the Amaranth simulation stays quick.
+#: A small core: every test size fits, the Amaranth simulation stays quick; WG tiles of
+#: more than 4 groups run in several passes.
 SMALL_CORE = dict(lanes=4, weight_depth=512, state_depth=64, max_inputs=256, max_steps=8,
-                  max_batch=8, addr_width=16, acc_depth=2048)
+                  max_batch=8, addr_width=16, wg_groups=4)
 
 FC_GEOMETRY = dict(kernel=1, stride=1, pool=1, padding=0, in_h=1, in_w=1, out_h=1, out_w=1,
                    pool_h=1, pool_w=1, kk=1, in_plane=1, out_plane=1, pool_plane=1)
@@ -184,10 +185,10 @@ def bad_programs(rng, core_params, good_first=True):
         D.ErrorCode.INPUT_CAPACITY: variant(in_cnt=core_params.max_inputs + 2,
                                             in_total=core_params.max_inputs + 2, a_words=129,
                                             a_pitch=129, b_words=9, b_pitch=9, b_tstride=9),
-        D.ErrorCode.ACC_CAPACITY: D.Descriptor(**{
-            **wg.__dict__, "out_cnt": 64, "out_total": 64, "in_cnt": 200, "in_total": 200,
+        D.ErrorCode.ACC_CAPACITY: D.Descriptor(**{      # accumulators: 4 groups × 200 inputs
+            **wg.__dict__, "out_cnt": 16, "out_total": 16, "in_cnt": 200, "in_total": 200,
             "a_words": 100, "a_pitch": 100, "b_words": 7, "b_pitch": 7, "b_tstride": 7,
-            "c_words": 32, "c_pitch": 32, "c_tstride": 32}),
+            "c_words": 8, "c_pitch": 8, "c_tstride": 8}),
         D.ErrorCode.ADDRESS_RANGE: variant(c_addr=dram - 1),
         D.ErrorCode.MISALIGNED: variant(out_lo=2, out_cnt=2, c_words=1, d_words=1,
                                         c_addr=good.c_addr),
@@ -198,6 +199,15 @@ def bad_programs(rng, core_params, good_first=True):
         at = D.DESC_WORDS if good_first else 0
         mem[at:at + D.DESC_WORDS] = D.pack(bad)
         cases[code] = Case(f"bad-{code.name}", mem, [0], base.regions)
+    # ACC_CAPACITY again: more groups than the WG engine's delta buffer, few inputs
+    groups = core_params.wg_groups + 1
+    outputs, delta_words = core_params.lanes * groups, core_params.lanes // 2 * groups
+    mem = base.memory.copy()
+    mem[at:at + D.DESC_WORDS] = D.pack(D.Descriptor(**{
+        **wg.__dict__, "out_cnt": outputs, "out_total": outputs, "in_cnt": 2, "in_total": 2,
+        "a_words": 1, "a_pitch": 1, "c_words": delta_words, "c_pitch": delta_words,
+        "c_tstride": delta_words}))
+    cases["ACC_CAPACITY-groups"] = Case("bad-ACC_CAPACITY-groups", mem, [0], base.regions)
     # a program without END that runs off the end of DRAM (descriptors of zeros are END,
     # so fill the tail with copies of the good descriptor)
     mem = np.zeros(dram, dtype=np.uint32)

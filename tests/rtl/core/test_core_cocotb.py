@@ -58,6 +58,7 @@ def run_and_check(simulator, cases, label, **peer):
         assert res.error_pc == statuses[0].error_pc, case.label
         assert np.array_equal(image, gold), f"{case.label}: " + K.describe_diff(gold, image, case.regions)
         assert res.counters["words_written"] == statuses[0].words_written, case.label
+        assert res.counters["words_read"] == statuses[0].words_read, case.label
         assert res.counters["descriptors"] == len(statuses[0].counters), case.label
         cycles += res.cycles
     print(f"[trident] {simulator} {label}: {len(cases)} programs, {cycles} cycles, "
@@ -91,7 +92,7 @@ def test_error_codes(simulator):
 def test_training_step(simulator):
     """A whole training step of a compiled 64-32-10 MLP (LIF, sigmoid, momentum, T = 4,
     N = 4, direct input): forward program, the host's ``G``, backward program (BPN, WG, BP,
-    UPDATE).  The forward program's DRAM reads equal the traffic model too."""
+    UPDATE).  The DRAM words read and written equal the traffic model."""
     require_simulator(simulator)
     case, host, prog, _, _ = K.network(PARAMS, arch="fc32", inputs=64, classes=10, steps=4,
                                        batch=4, surrogate="sigmoid", momentum=0.9,
@@ -106,7 +107,7 @@ def test_training_step(simulator):
     assert np.array_equal(images[0], gold), K.describe_diff(gold, images[0], case.regions)
     for r, s in zip(results, statuses):
         assert r.counters["words_written"] == s.words_written
-    assert results[0].counters["words_read"] == statuses[0].words_read
+        assert r.counters["words_read"] == s.words_read
     print(f"[trident] {simulator} step: {results[0].cycles} + {results[1].cycles} cycles, "
           f"build {info['build_s']:.1f} s, sim {info['sim_s']:.1f} s")
 

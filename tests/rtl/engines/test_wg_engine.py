@@ -109,7 +109,12 @@ def test_amaranth_spike(rng):
     cases = [wg_case(rng, 6, 20, 4, 0.5), wg_case(rng, 16, 37, 3, 0.3, kind="specials"),
              wg_case(rng, 10, 9, 4, 1.0, kind="wide"),
              wg_case(rng, 12, 40, 2, 0.2, kind="subnormal", row_density=0.3),
-             wg_case(rng, 5, 33, 4, 0.0)]
+             wg_case(rng, 5, 33, 4, 0.0),
+             # several groups per tile: every input row read once for all of them
+             wg_case(rng, 9, 12, 18, 0.5, kind="specials"),
+             wg_case(rng, 7, 8, 32, 0.7, row_density=0.9, lane_zero=0.6),
+             # per-sample deltas (the readout's G): one row of deltas for T = 4 rows
+             wg_case(rng, 12, 16, 10, 0.4, row_density=0.7, delta_rows=4)]
     res = simulate_fc(SPIKE, cases, idle=0.2, backpressure=0.3,
                       seed=int(rng.integers(1 << 30)))
     _report("amaranth wg spike", res)
@@ -120,7 +125,9 @@ def test_amaranth_mac(rng):
     cases = [wg_case(rng, 6, 20, 4, 0.5, mac=True, specials=True, kind="specials"),
              wg_case(rng, 8, 9, 4, 1.0, mac=True, kind="wide"),
              wg_case(rng, 8, 17, 2, 0.6, mac=True, kind="subnormal", row_density=0.8),
-             wg_case(rng, 6, 12, 4, 0.5)]                  # spikes on the MAC build
+             wg_case(rng, 6, 12, 4, 0.5),                   # spikes on the MAC build
+             wg_case(rng, 6, 9, 11, 0.6, mac=True, specials=True, kind="specials"),
+             wg_case(rng, 8, 7, 9, 0.6, mac=True, delta_rows=2)]
     res = simulate_fc(MAC, cases, idle=0.2, backpressure=0.3, seed=int(rng.integers(1 << 30)))
     _report("amaranth wg mac", res)
     assert_all_exact(res)
@@ -130,6 +137,8 @@ def test_amaranth_config_and_cycles(rng):
     """L = 2, 8-bit words; busy cycles follow the model (scan + read-out)."""
     params = {"lanes": 2, "word_bits": 8, "max_inputs": 32, "max_rows": 64, "out_depth": 2}
     cases = [wg_case(rng, 12, 21, 2, d, kind="specials") for d in (0.0, 0.3, 1.0)]
+    cases += [wg_case(rng, 12, 10, 6, d, row_density=0.8, lane_zero=0.7) for d in (0.3, 1.0)]
+    cases += [wg_case(rng, 12, 10, 6, 0.5, row_density=0.8, delta_rows=3)]
     res = simulate_fc(params, cases)
     assert_all_exact(res)
     for c, r in zip(cases, res):
@@ -137,12 +146,14 @@ def test_amaranth_config_and_cycles(rng):
         assert abs(r.cycles - m["model"]) <= 0.1 * m["model"] + 8, (c.name, r.cycles, m)
 
 
-def spike_suite(rng, sizes=((37, 4), (64, 3)), rows=(8, 32), densities=(0.0, 0.01, 0.1, 0.5, 1.0),
-                kinds=("specials", "normal", "wide", "subnormal")):
+def spike_suite(rng, sizes=((37, 4), (64, 3), (16, 13)), rows=(8, 32),
+                densities=(0.0, 0.01, 0.1, 0.5, 1.0), kinds=("specials", "normal", "wide", "subnormal")):
+    """Tiles of ``(n_in, outputs)``: one group, a partial group, several groups."""
     cases = []
-    for n, ((n_in, lanes), r, d) in enumerate(itertools.product(sizes, rows, densities)):
-        cases.append(wg_case(rng, r, n_in, lanes, d, row_density=(0.3, 0.9)[n % 2],
-                             kind=kinds[n % len(kinds)], group=n))
+    for n, ((n_in, outputs), r, d) in enumerate(itertools.product(sizes, rows, densities)):
+        cases.append(wg_case(rng, r, n_in, outputs, d, row_density=(0.3, 0.9)[n % 2],
+                             kind=kinds[n % len(kinds)], lane_zero=(0.2, 0.7)[n % 2],
+                             delta_rows=(1, 1, 4)[n % 3]))
     return cases
 
 
@@ -160,8 +171,8 @@ def test_cocotb_spike(simulator, rng):
 @pytest.mark.slow
 def test_slow_verilator(rng):
     require_simulator("verilator")
-    params = {"lanes": 4, "max_inputs": 512, "max_rows": 1 << 12, "mac_support": True}
-    cases = spike_suite(rng, sizes=((200, 4), (512, 4), (77, 2)), rows=(64, 256))
+    params = {"lanes": 4, "max_inputs": 512, "max_rows": 1 << 12, "mac_support": True}   # 32 groups
+    cases = spike_suite(rng, sizes=((200, 4), (512, 4), (77, 2), (30, 64), (8, 128)), rows=(64, 256))
     for k in range(6):
         cases.append(wg_case(rng, 64, 100 + k, 4, 0.2 * (k + 1) % 1.01, mac=True,
                              specials=bool(k % 2), kind=("specials", "normal", "wide")[k % 3]))
