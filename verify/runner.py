@@ -147,7 +147,8 @@ def build(vmod, simulator, *, waves=False, public=()):
     runner = get_runner(simulator)
     args, sources = [], [str(vmod.path)]
     if simulator == "verilator":
-        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw"]
+        # --assert: the designs' Amaranth ``Assert`` statements stop the simulation
+        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw", "--assert"]
         sources.append(str(_verilator_public_file(vmod, build_dir, public)))
         # Most of a Verilator build is compiling its run-time library, identical for
         # every configuration: let ccache (when installed) reuse it.

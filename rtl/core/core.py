@@ -5,7 +5,7 @@ the memory port and runs them on the engines, bit-exact with the golden device m
 
 import inspect
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.hdl import Assert, Cat, Format, Module, Mux, Print, ResetInserter, Signal, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import Out
 
@@ -293,8 +293,7 @@ class TridentCore(wiring.Component):
         wg = sub("wg", WGEngine(L, mac_support=self.mac, max_inputs=self.acc_depth,
                                 max_groups=self.wg_groups, max_rows=max_rows))
         upd = sub("update", UpdateUnit(2, momentum=True))
-        nu = sub("neuron", NeuronUnit(tag_width=neuron_tag_width(self.state_depth),
-                                      backpressure=True))
+        nu = sub("neuron", NeuronUnit(tag_width=neuron_tag_width(self.state_depth)))
         fpipe = sub("fwd_pipe", ForwardPipe(fp.out_layout, nu, lanes=L,
                                             max_neurons=self.state_depth, step_bits=8))
         bpipe = sub("bwd_pipe", BackwardPipe(nu, max_neurons=self.state_depth, step_bits=8))
@@ -687,9 +686,21 @@ class TridentCore(wiring.Component):
                 m.d.sync += [ctrl.done.eq(1), ctrl.error.eq(stop_code),
                              ctrl.error_pc.eq(Mux(stop_code != 0, pc, 0))]
                 m.next = "IDLE"
+                # in simulation, say why (the names of the format's error codes)
+                with m.Switch(stop_code):
+                    for code in D.ErrorCode:
+                        if code != D.ErrorCode.NONE:
+                            with m.Case(code):
+                                m.d.sync += Print(Format(
+                                    "trident core: the descriptor at word 0x{:x} stopped the "
+                                    f"program: {code.name} (error {code.value})", pc))
         m.d.comb += running.eq(~fsm.ongoing("IDLE"))
 
         m.d.comb += [ctrl.busy.eq(running), self.overflow.eq(overflow), dma.clear.eq(ctrl.start)]
+        # validation stops every descriptor whose addresses leave DRAM, so the DMA's own
+        # range check (which stops the core with ADDRESS_RANGE) must never fire
+        m.d.sync += Assert(~dma.error, "trident core: the DMA refused an address that "
+                                       "descriptor validation let through")
         with m.If(ctrl.start & ~running):
             m.d.sync += [ctrl.done.eq(0), ctrl.error.eq(0), ctrl.error_pc.eq(0)]
 

@@ -118,4 +118,4 @@ def run_cocotb_jobs(params, simulator, images, jobs, *, latency=1, jitter=0,
                                  counters=dict(zip(COUNTERS, counters)), cycles=cycles))
     finals = [data[f"image{k}"] for k in range(len(images))]
     return finals, results, {"build_s": out["build_s"], "test_s": out["test_s"],
-                             "sim_s": float(data["wall_s"])}
+                             "sim_s": float(data["wall_s"]), "log": out["log"]}

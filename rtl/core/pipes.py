@@ -13,7 +13,7 @@ written back, for any layer size (small layers simply run at ``n_out / latency``
 cycle).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,6 +45,11 @@ def NeuronSignature(neuron_unit):
         "o": In(stream.Signature(neuron_unit.o.payload.shape())),
         "regs": Out(NeuronRegisters),
     })
+
+
+#: Depth of the pipes' output FIFOs: deeper than the neuron units' latency, so that the
+#: credit-based admission (no back-pressure into the units) still admits an item per cycle.
+OUT_DEPTH = 32
 
 
 def neuron_tag_width(max_neurons):
@@ -82,8 +87,8 @@ class ForwardPipe(wiring.Component):
     current_layout : data.StructLayout
         The FP engine's current word (``value``: ``L`` binary16).
     neuron_unit : NeuronUnit
-        The core's neuron unit (back-pressure build, tag ≥ :func:`neuron_tag_width`); only
-        its port shapes are used here.
+        The core's neuron unit (built without back-pressure, tag ≥
+        :func:`neuron_tag_width`); only its port shapes are used here.
     lanes : int
         ``L``.
     max_neurons : int
@@ -142,7 +147,7 @@ class ForwardPipe(wiring.Component):
         J, T = self.n_out, self.n_steps
         tag = data.StructLayout({"j": self.jbits, "last": 1})
         nu = self.neuron
-        mul = FPMul(3, backpressure=True, tag_width=self.jbits)
+        mul = FPMul(3, tag_width=self.jbits)
         m.submodules.logit_mul = mul
         regs = Signal(NeuronRegisters)
         m.d.comb += regs.eq(self.regs)
@@ -151,29 +156,37 @@ class ForwardPipe(wiring.Component):
                          regs.v_th.eq(CANONICAL_NAN)]
         m.d.comb += nu.regs.eq(regs)
 
-        # ---- serializer: one neuron of the current word per cycle
+        spk_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=OUT_DEPTH)
+        val_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=OUT_DEPTH)
+        m.submodules.spk_fifo, m.submodules.val_fifo = spk_fifo, val_fifo
+
+        # ---- admission and serializer: one neuron of the current word per cycle.  The
+        # neuron unit and the logit multiplier never stall: an item is admitted only when
+        # its neuron's previous step has left the unit (in_flight < J: the state memory's
+        # read-modify-write) and both output FIFOs have room for every word the admitted
+        # items can still write (one each at most).
         lane = Signal(range(L))
         j = Signal(self.jbits)
         t = Signal.like(T)
-        in_flight = Signal(range(self.max_neurons + 2))
+        in_flight = Signal(range(self.max_neurons + 2))     # admitted, not out of the unit
+        pending = Signal(range(OUT_DEPTH + 1))               # admitted, words not yet written
         s1_valid = Signal()
         s1 = Signal(data.StructLayout({"x": 16, "first": 1, "tag": tag}))
-        advance = ~s1_valid | nu.i.ready
-        take = self.currents.valid & advance & (in_flight < J)
+        room = ((pending + spk_fifo.level < OUT_DEPTH) & (pending + val_fifo.level < OUT_DEPTH))
+        take = self.currents.valid & (in_flight < J) & room
         row_end = j == J - 1
         m.d.comb += [
             self.currents.ready.eq(take & ((lane == L - 1) | row_end)),
-            self.state.raddr.eq(j), self.state.ren.eq(advance),
+            self.state.raddr.eq(j), self.state.ren.eq(1),
         ]
+        m.d.sync += s1_valid.eq(take)
         with m.If(take):
-            m.d.sync += [s1_valid.eq(1), s1.x.eq(self.currents.payload.value[lane]),
+            m.d.sync += [s1.x.eq(self.currents.payload.value[lane]),
                          s1.first.eq(t == 0), s1.tag.j.eq(j), s1.tag.last.eq(t == T - 1)]
             with m.If(row_end):
                 m.d.sync += [j.eq(0), lane.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
             with m.Else():
                 m.d.sync += [j.eq(j + 1), lane.eq(Mux(lane == L - 1, 0, lane + 1))]
-        with m.Elif(advance):
-            m.d.sync += s1_valid.eq(0)
         with m.If(self.start):
             m.d.sync += [j.eq(0), lane.eq(0), t.eq(0), s1_valid.eq(0)]
         m.d.comb += [nu.i.valid.eq(s1_valid), nu.i.payload.x.eq(s1.x),
@@ -183,16 +196,19 @@ class ForwardPipe(wiring.Component):
         # ---- outputs
         o = nu.o.payload
         otag = tag(o.tag[:tag.size])
-        spk_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=4)
-        val_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=4)
-        m.submodules.spk_fifo, m.submodules.val_fifo = spk_fifo, val_fifo
-        room = spk_fifo.w_rdy & val_fifo.w_rdy
-        m.d.comb += nu.o.ready.eq(Mux(self.readout, ~otag.last | mul.i.ready, room))
-        fired = nu.o.valid & nu.o.ready
+        m.d.comb += nu.o.ready.eq(1)
+        fired = nu.o.valid
         m.d.comb += [self.state.waddr.eq(otag.j), self.state.wdata.eq(o.v),
                      self.state.wen.eq(fired)]
-        m.d.sync += in_flight.eq(in_flight + take - fired)
-        m.d.comb += self.busy.eq(in_flight != 0)
+        # an item retires when its words are written: at the unit's output, or (the
+        # readout's last step) at the logit multiplier's
+        via_mul = self.readout & otag.last
+        retired = (fired & ~via_mul) + mul.o.valid
+        m.d.sync += [in_flight.eq(in_flight + take - fired),
+                     pending.eq(pending + take - retired)]
+        with m.If(self.start):
+            m.d.sync += [in_flight.eq(0), pending.eq(0)]
+        m.d.comb += self.busy.eq(pending != 0)
 
         # spikes: 32 per word
         bits = Signal(32)
@@ -206,18 +222,21 @@ class ForwardPipe(wiring.Component):
                      spk_fifo.w_en.eq(hidden & ((pos == 31) | out_last))]
 
         # readout: logits = mul(V, inv_T) at the last step
-        m.d.comb += [mul.i.valid.eq(nu.o.valid & self.readout & otag.last),
+        m.d.comb += [mul.i.valid.eq(fired & via_mul),
                      mul.i.payload.a.eq(o.v), mul.i.payload.b.eq(self.inv_t),
-                     mul.i.payload.tag.eq(otag.j), mul.o.ready.eq(val_fifo.w_rdy)]
+                     mul.i.payload.tag.eq(otag.j), mul.o.ready.eq(1)]
 
         # values: H (hidden) or logits (readout), two per word
         packer = _HalfPacker(m, "val")
-        v_fire = Mux(self.readout, mul.o.valid & mul.o.ready, hidden)
+        v_fire = Mux(self.readout, mul.o.valid, hidden)
         v_val = Mux(self.readout, mul.o.payload.z, o.h)
         v_j = Mux(self.readout, mul.o.payload.tag, otag.j)
         emit = packer.push(v_fire, v_val, v_j, v_j == J - 1)
         m.d.comb += [val_fifo.w_data.eq(packer.word(v_val, v_j)), val_fifo.w_en.eq(emit)]
 
+        for name, buf in (("spike", spk_fifo), ("value", val_fifo)):
+            m.d.sync += Assert(~buf.w_en | buf.w_rdy,
+                               f"forward pipe: {name} word written to a full FIFO (admission credit)")
         for port, buf in ((self.spikes, spk_fifo), (self.values, val_fifo)):
             m.d.comb += [port.valid.eq(buf.r_rdy), port.payload.data.eq(buf.r_data),
                          port.payload.skip.eq(0), buf.r_en.eq(port.ready)]
@@ -284,19 +303,27 @@ class BackwardPipe(wiring.Component):
         J, T = self.n_out, self.n_steps
         tag = data.StructLayout({"ds": 16, "j": self.jbits, "last": 1})
         fwd = self.neuron
-        bu = NeuronBackwardUnit(tag_width=self.jbits, backpressure=True)
+        bu = NeuronBackwardUnit(tag_width=self.jbits)
         m.submodules.neuron_bwd = bu
         fregs = Signal(NeuronRegisters)
         m.d.comb += [fregs.eq(self.regs), fregs.decay_input.eq(1), fregs.inv_tau.eq(0x3C00),
                      fregs.v_rest.eq(0x8000), fwd.regs.eq(fregs), bu.regs.eq(self.regs)]
         wiring.connect(m, wiring.flipped(self.table), bu.table)
 
-        # ---- items: one neuron per cycle from the two word streams into the spike unit
+        out_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=OUT_DEPTH)
+        m.submodules.out_fifo = out_fifo
+
+        # ---- admission: one neuron per cycle from the two word streams into the spike
+        # unit.  Neither unit stalls: an item is admitted only when its neuron's later
+        # step has left the BP unit (in_flight < J: the δU read-modify-write) and the δI
+        # FIFO has room for a word from every admitted item.
         j = Signal(self.jbits)
         t = Signal.like(T)                  # steps done in this sample (0: t = T−1)
+        in_flight = Signal(range(max(self.max_neurons, OUT_DEPTH) + 2))
         row_end = j == J - 1
         pair_end = j[0] | row_end
-        take = self.h_in.valid & self.ds_in.valid & fwd.i.ready
+        take = (self.h_in.valid & self.ds_in.valid & (in_flight < J)
+                & (in_flight + out_fifo.level < OUT_DEPTH))
         m.d.comb += [self.h_in.ready.eq(take & pair_end), self.ds_in.ready.eq(take & pair_end)]
         with m.If(take):
             with m.If(row_end):
@@ -306,25 +333,20 @@ class BackwardPipe(wiring.Component):
         with m.If(self.start):
             m.d.sync += [j.eq(0), t.eq(0)]
         ftag = tag(fwd.i.payload.tag[:tag.size])
-        m.d.comb += [fwd.i.valid.eq(self.h_in.valid & self.ds_in.valid),
+        m.d.comb += [fwd.i.valid.eq(take),
                      fwd.i.payload.x.eq(self.h_in.payload.word_select(j[0], 16)),
                      fwd.i.payload.first.eq(1),
                      ftag.ds.eq(self.ds_in.payload.word_select(j[0], 16)),
                      ftag.j.eq(j), ftag.last.eq(t == 0)]
 
-        # ---- hazard gate, state read, BP unit
-        in_flight = Signal(range(self.max_neurons + 2))
+        # ---- state read, BP unit
         s1_valid = Signal()
         s1 = Signal(data.StructLayout({"h": 16, "s": 1, "tag": tag}))
-        advance = ~s1_valid | bu.i.ready
-        go = fwd.o.valid & advance & (in_flight < J)
         otag = tag(fwd.o.payload.tag[:tag.size])
-        m.d.comb += [fwd.o.ready.eq(go), self.state.raddr.eq(otag.j), self.state.ren.eq(advance)]
-        with m.If(go):
-            m.d.sync += [s1_valid.eq(1), s1.h.eq(fwd.o.payload.h), s1.s.eq(fwd.o.payload.s),
-                         s1.tag.eq(otag)]
-        with m.Elif(advance):
-            m.d.sync += s1_valid.eq(0)
+        m.d.comb += [fwd.o.ready.eq(1), self.state.raddr.eq(otag.j), self.state.ren.eq(1)]
+        m.d.sync += s1_valid.eq(fwd.o.valid)
+        with m.If(fwd.o.valid):
+            m.d.sync += [s1.h.eq(fwd.o.payload.h), s1.s.eq(fwd.o.payload.s), s1.tag.eq(otag)]
         with m.If(self.start):
             m.d.sync += s1_valid.eq(0)
         m.d.comb += [bu.i.valid.eq(s1_valid), bu.i.payload.h.eq(s1.h), bu.i.payload.s.eq(s1.s),
@@ -332,17 +354,19 @@ class BackwardPipe(wiring.Component):
                      bu.i.payload.last.eq(s1.tag.last), bu.i.payload.tag.eq(s1.tag.j)]
 
         # ---- outputs: δU back to the state memory, δI two per word
-        out_fifo = fifo.SyncFIFO(width=WORD_BITS, depth=4)
-        m.submodules.out_fifo = out_fifo
-        m.d.comb += bu.o.ready.eq(out_fifo.w_rdy)
-        fired = bu.o.valid & bu.o.ready
+        m.d.comb += bu.o.ready.eq(1)
+        fired = bu.o.valid
         oj = bu.o.payload.tag
         m.d.comb += [self.state.waddr.eq(oj), self.state.wdata.eq(bu.o.payload.du),
                      self.state.wen.eq(fired)]
-        m.d.sync += in_flight.eq(in_flight + go - fired)
-        m.d.comb += self.busy.eq((in_flight != 0) | fwd.o.valid)
+        m.d.sync += in_flight.eq(in_flight + take - fired)
+        with m.If(self.start):
+            m.d.sync += in_flight.eq(0)
+        m.d.comb += self.busy.eq(in_flight != 0)
         packer = _HalfPacker(m, "di")
         emit = packer.push(fired, bu.o.payload.di, oj, oj == J - 1)
+        m.d.sync += Assert(~emit | out_fifo.w_rdy,
+                           "backward pipe: δI word written to a full FIFO (admission credit)")
         m.d.comb += [out_fifo.w_data.eq(packer.word(bu.o.payload.di, oj)), out_fifo.w_en.eq(emit),
                      self.di.valid.eq(out_fifo.r_rdy), self.di.payload.data.eq(out_fifo.r_data),
                      self.di.payload.skip.eq(0), out_fifo.r_en.eq(self.di.ready)]

@@ -20,7 +20,7 @@ being exact, the order of the terms does not matter; the hardware still adds the
 row order.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -190,6 +190,8 @@ class ExactAccumulators(wiring.Component):
         ofifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.out_depth)
         m.submodules.ofifo = ofifo
         m.d.comb += self.pending.eq(b_valid | c_valid)
+        m.d.sync += Assert(~(self.upd.valid & readout),
+                           "exact accumulators: an update arrived during the read-out")
         ro_state = Signal(range(4))         # 0 read + clear, 1 latch, 2 lanes, 3 push
         ro_buf = Signal(acc_layout)
         ro_lane = Signal(range(L + 1))

@@ -11,11 +11,13 @@ step on Verilator; 3 layer programs and 5 error codes on Icarus (it simulates th
 """
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import core_cases as K
+from trident.golden.hw import descriptors as D
 from trident.rtl.core.core import core_params
 from trident.rtl.core.harness import Job, run_cocotb_jobs
 from trident.verify.pytest_fixtures import SIMULATOR_PARAMS, require_simulator
@@ -63,6 +65,7 @@ def run_and_check(simulator, cases, label, **peer):
         cycles += res.cycles
     print(f"[trident] {simulator} {label}: {len(cases)} programs, {cycles} cycles, "
           f"build {info['build_s']:.1f} s, run {info['test_s']:.1f} s, sim {info['sim_s']:.1f} s")
+    return results, info
 
 
 @pytest.mark.parametrize("simulator", SIMULATOR_PARAMS)
@@ -84,7 +87,12 @@ def test_error_codes(simulator):
     cases = list(K.bad_programs(np.random.default_rng(5), PARAMS).values())
     if simulator == "icarus":
         cases = cases[::3]
-    run_and_check(simulator, cases, "errors", latency=2, backpressure=0.1)
+    results, info = run_and_check(simulator, cases, "errors", latency=2, backpressure=0.1)
+    # the simulation says why each program stopped, by the format's name of the code
+    log = Path(info["log"]).read_text(errors="replace")
+    for res in results:
+        name = D.ErrorCode(res.error).name
+        assert f"stopped the program: {name} (error {res.error})" in log, name
 
 
 # Icarus runs this design at ~1 k cycles/s: the whole step is a Verilator test only.
