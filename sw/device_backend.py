@@ -106,12 +106,13 @@ class DeviceBackend:
 
     def __init__(self, model, device, *, lr: float, momentum: float, loss_scale: float, batch_size: int,
                  steps: int, direct_input: bool, cores: int = 1, core: D.CoreParams | None = None,
-                 timeout: float = 600.0):
+                 timeout: float = 600.0, host_update: bool = False):
         self.model = model
         self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
         self.names, self.fixed = device_tensor_names(model)
         core = core or training_core()[1]
-        self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores)
+        self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores,
+                                 host_update=host_update)
         self.device = device(_dram_words_for(len(self.program.memory))) if callable(device) else device
         self.timeout = timeout
         self.device.write_mem(0, self.program.memory)
@@ -126,14 +127,19 @@ class DeviceBackend:
     def _read(self, buffer: C.Buffer) -> torch.Tensor:
         return buffer.decode(self.device.read_mem(buffer.addr, buffer.size))
 
-    def _run_pass(self, phases, update_phase=None, account: bool = True) -> bool:
+    def _run_pass(self, phases, update_phase=None, account: bool = True, before_update=None) -> bool:
         """Run a pass phase by phase: start every core of a phase, wait for all of them.  The
-        UPDATE phase of a multi-core program runs only if no core overflowed before it (the
-        host's guard; one core guards its UPDATE itself).  Returns whether any core overflowed."""
+        UPDATE phase (of a multi-core program, or one compiled with ``host_update``) runs only if
+        no core overflowed before it (the host's guard; one core guards its UPDATE itself) and
+        ``before_update()`` (the host's work on the gradients) returns True.  Returns whether
+        the step was skipped for an overflow."""
         overflow = False
         for k, phase in enumerate(phases):
-            if k == update_phase and overflow:
-                continue
+            if k == update_phase:
+                if not overflow and before_update is not None and not before_update():
+                    overflow = True
+                if overflow:
+                    continue
             active = [(core, pc) for core, pc in enumerate(phase) if pc is not None]
             for core, pc in active:
                 self.device.start(core, pc)
@@ -170,9 +176,30 @@ class DeviceBackend:
         self._write(p.input, x16)
         return n
 
-    # -- the Backend protocol -------------------------------------------------------------
-    def train_step(self, x_seq, labels):
+    def _adjust_gradients(self, adjust) -> bool:
+        """Replace the gradients in DRAM with ``adjust(weights, grads)`` (lists of binary16
+        tensors shaped as the weights); False (nothing written) if any result is not finite."""
         p = self.program
+        grads = adjust(self._tensors(p.weights), self._tensors(p.grads))
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
+            return False
+        for b, g in zip(p.grads, grads):
+            self._write(b, g.reshape(b.rows, *b.shape))
+        return True
+
+    # -- the Backend protocol -------------------------------------------------------------
+    def train_step(self, x_seq, labels, adjust_gradients=None):
+        """One training step.  ``adjust_gradients(weights, grads) -> grads`` (needs
+        ``host_update``) runs on the host between the gradients and the update, e.g. FedProx's
+        proximal term; a non-finite result skips the update as an overflow does."""
+        p = self.program
+        before_update = None
+        if adjust_gradients is not None:
+            if p.update_phase is None:
+                raise ValueError("adjust_gradients needs a program compiled with host_update=True")
+
+            def before_update():
+                return self._adjust_gradients(adjust_gradients)
         n = self._load_input(x_seq)
         self._run_pass(p.forward_phases)
         logits16 = self._read(p.logits)[:n]
@@ -180,7 +207,7 @@ class DeviceBackend:
         if n < p.batch:
             g16 = torch.cat([g16, F.zeros(p.batch - n, g16.shape[1])])
         self._write(p.grad_logits, g16)
-        if self._run_pass(p.backward_phases, p.update_phase):
+        if self._run_pass(p.backward_phases, p.update_phase, before_update=before_update):
             self.overflow_steps += 1            # the guarded UPDATE skipped the step
         self.totals["steps"] += 1
         return loss, logits16.float()

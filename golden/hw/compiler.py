@@ -204,8 +204,8 @@ class Program:
     update_phase : int or None
         Index in ``backward_phases`` of the phase of UPDATEs that the host runs only if no core
         reported ``overflow`` in the earlier backward phases (the gradients of a core overflowed:
-        skip the step).  None with one core: its UPDATEs follow the WGs in the same program and
-        their ``guard`` bit lets the core skip them itself.
+        skip the step).  None with one core (unless compiled with ``host_update``): its UPDATEs
+        follow the WGs in the same program and their ``guard`` bit lets the core skip them itself.
     programs : dict of int to list of Descriptor
         Every program in the image (ending with END), by word address.
     forward_pc, backward_pc : int (properties)
@@ -420,9 +420,10 @@ class _Builder:
     """
 
     def __init__(self, net, batch: int, core: D.CoreParams, steps: int, direct_input: bool, max_tile, base,
-                 cores: int):
+                 cores: int, host_update: bool = False):
         self.net, self.batch, self.core, self.steps, self.max_tile = net, batch, core, steps, max_tile
         self.cores = cores
+        self.host_update = host_update or cores > 1
         self.layers = _layers(net)
         for L in self.layers:
             _check_layer(L, core, steps, batch)
@@ -560,8 +561,10 @@ class _Builder:
             backward += [self._phase([(O.BPN, i)]), self._phase([(O.WG, i)] + ([(O.BP, i)] if i else []))]
         backward.append(self._update_phase())
         if self.cores == 1:
-            return {"forward": [[sum((p[0] for p in forward), [])]],
-                    "backward": [[sum((p[0] for p in backward), [])]]}
+            forward = [[sum((p[0] for p in forward), [])]]
+            if not self.host_update:
+                return {"forward": forward, "backward": [[sum((p[0] for p in backward), [])]]}
+            backward = [[sum((p[0] for p in backward[:-1]), [])], backward[-1]]
         return {"forward": forward, "backward": backward}
 
     # ---- descriptors ----------------------------------------------------------------
@@ -620,9 +623,9 @@ class _Builder:
 
     def update(self, i, offset, length):
         """UPDATE of ``length`` words of layer ``i``'s weights from word ``offset``; ``guard`` only
-        with one core, where the WGs run in the same program (with several, the host guards)."""
+        when the WGs run in the same program (one core; otherwise the host guards)."""
         W = self.weights[i]
-        kw = dict(op=D.Opcode.UPDATE, guard=int(self.cores == 1), param_addr=self.params[i],
+        kw = dict(op=D.Opcode.UPDATE, guard=int(not self.host_update), param_addr=self.params[i],
                   tag=self.layers[i].index, length=length, a_addr=W.addr + offset,
                   b_addr=self.grads[i].addr + offset)
         if self.momentum:
@@ -654,7 +657,8 @@ class _Builder:
 
 
 def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8,
-            direct_input: bool = False, max_tile: int | None = None, base: int = 0, cores: int = 1) -> Program:
+            direct_input: bool = False, max_tile: int | None = None, base: int = 0, cores: int = 1,
+            host_update: bool = False) -> Program:
     """Compile ``net`` for a batch of ``batch`` samples of ``steps`` time steps on ``cores`` cores.
 
     Parameters
@@ -677,6 +681,10 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
     cores : int
         Cores sharing the DRAM: every op of a layer is split over them (docs/descriptors.md §10);
         the results are bit-identical for every N.
+    host_update : bool
+        Put the UPDATEs in a phase of their own also with one core (``update_phase`` set), so
+        that the host can act on the gradients before they are applied (FedProx's proximal
+        term) and guards the update itself.
 
     Returns
     -------
@@ -689,11 +697,11 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
                            f"N ≤ {core.max_batch}")
     if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
         raise CompileError(f"cores = {cores!r}: give the number of cores of the device, an int ≥ 1")
-    b = _Builder(net, batch, core, steps, direct_input, max_tile, base, cores)
+    b = _Builder(net, batch, core, steps, direct_input, max_tile, base, cores, host_update)
     programs = b.programs()
     return Program(memory=b.image(programs), base=base, core=core, steps=steps, batch=batch, cores=cores,
                    forward_phases=b.phases["forward"], backward_phases=b.phases["backward"],
-                   update_phase=None if cores == 1 else len(b.phases["backward"]) - 1, programs=programs,
+                   update_phase=len(b.phases["backward"]) - 1 if b.host_update else None, programs=programs,
                    input=b.input, logits=b.logits, grad_logits=b.G, weights=b.weights, grads=b.grads,
                    momentum=b.moms, potentials=b.H, spikes=b.S, deltas=b.dI, errors=b.dS,
                    loss_scale=net.loss_scale)

@@ -40,7 +40,7 @@ def add_fed_parser(subparsers) -> argparse.ArgumentParser:
     fed.add_argument("--startup-timeout", type=float, default=d.startup_timeout, metavar="S",
                      help="seconds the server waits for all workers before round 1")
     fed.add_argument("--device", default=d.device, choices=list(DEVICES),
-                     help="golden: hardware-exact FP16 device model; sim: the SoC RTL in Verilator (FedAvg); "
+                     help="golden: hardware-exact FP16 device model; sim: the SoC RTL in Verilator; "
                           "board: not available yet")
     fed.add_argument("--worker-device", dest="worker_devices", action="append", default=[],
                      metavar="WORKER:DEVICE", help="put one worker on another device, e.g. 2:sim (repeatable)")

@@ -11,8 +11,8 @@ Devices
     binary16 FP/BP/WG/SGD kernels.  Weights travel as binary16.
 ``sim``
     The SoC RTL in Verilator, through the driver (:class:`trident.sw.device_backend.DeviceBackend`):
-    the same binary16 weights bit for bit as ``golden`` (FedAvg; FedProx's proximal term needs
-    the gradient on the host and is refused on it).
+    the same binary16 weights bit for bit as ``golden``, FedAvg and FedProx (the device computes
+    the gradients, the host adds the proximal term to them in DRAM, the device updates).
 ``board``
     A Trident FPGA board over UART/Ethernet — not available yet, likewise.
 
@@ -49,7 +49,17 @@ from trident.golden.network import SpikingNetwork
 from trident.golden.training import HwBackend
 
 __all__ = ["FederatedDevice", "GoldenDevice", "SimDevice", "DeviceUnavailableError", "DEVICES", "make_device",
-           "register_device", "available_devices", "check_device"]
+           "register_device", "available_devices", "check_device", "proximal_gradients"]
+
+
+def proximal_gradients(weights, global_weights, grads, c16) -> list[torch.Tensor]:
+    """FedProx on binary16 (the module docstring): ``G' = RNE16(c·RNE16(W − W_g) + G)`` per
+    layer, ``c16 = RNE16(μ·S)`` a binary16 scalar."""
+    out = []
+    for w, wg, g in zip(weights, global_weights, grads):
+        d = F.sub(w, wg)
+        out.append(F.fma(c16.expand_as(d), d, g))
+    return out
 
 
 class DeviceUnavailableError(ValueError):
@@ -132,10 +142,7 @@ class GoldenDevice:
         grads = [lt.grad for lt in out.layers]
         if len(grads) != len(net.weights):
             raise RuntimeError("trace does not cover every weight layer")
-        prox = []
-        for w, wg, g in zip(net.weights, self._global, grads):
-            d = F.sub(w, wg)
-            prox.append(F.fma(self._c16.expand_as(d), d, g))
+        prox = proximal_gradients(net.weights, self._global, grads, self._c16)
         if all(bool(torch.isfinite(g).all()) for g in prox):
             for i, g in enumerate(prox):
                 net.weights[i], net.buffers[i] = sgd_update(net.weights[i], g, net.lr16, net.scale_shift,
@@ -153,17 +160,23 @@ def _golden(model: SpikingNetwork, config) -> GoldenDevice:
 
 
 class SimDevice:
-    """The SoC RTL in simulation (FedAvg only): one training step is the runtime's device step."""
+    """The SoC RTL in simulation: one training step is the runtime's device step; under FedProx
+    the host adds the proximal term to the device's gradients before the device's update.
+
+    ``transport``: ``sim`` (the RTL) or ``golden-soc`` (the same driver on the golden device
+    model, for quick checks)."""
 
     name = "sim"
     precision = "fp16-hw"
 
-    def __init__(self, model: SpikingNetwork, config):
+    def __init__(self, model: SpikingNetwork, config, transport: str = "sim"):
         from trident.sw.device_backend import DeviceBackend, open_device
-        self.backend = DeviceBackend(model, lambda words: open_device("sim", words), lr=config.lr,
+        self.backend = DeviceBackend(model, lambda words: open_device(transport, words), lr=config.lr,
                                      momentum=config.momentum, loss_scale=config.loss_scale,
-                                     batch_size=config.batch_size, steps=config.T, direct_input=True)
+                                     batch_size=config.batch_size, steps=config.T, direct_input=True,
+                                     host_update=True)
         self.names = list(self.backend.names)
+        self._adjust = None
 
     @property
     def overflow_steps(self) -> int:
@@ -187,13 +200,18 @@ class SimDevice:
         self.backend.load_state_dict({"weights": tensors, "buffers": momentum, "overflow_steps": 0})
 
     def begin_round(self, mu: float) -> None:
+        self._adjust = None
         if mu > 0:
-            raise DeviceUnavailableError("the sim device runs FedAvg: FedProx's proximal term is added to the "
-                                         "gradient on the host, which the device's fused BP/WG/update does not "
-                                         "hand back; use --strategy fedavg or a golden worker")
+            current = self.backend.weights()
+            w_global = [current[n].clone() for n in self.names]
+            c16 = F.const(mu * self.backend.net.loss_scale)
+
+            def adjust(weights, grads):
+                return proximal_gradients(weights, w_global, grads, c16)
+            self._adjust = adjust
 
     def train_step(self, x_seq, labels):
-        return self.backend.train_step(x_seq, labels)
+        return self.backend.train_step(x_seq, labels, adjust_gradients=self._adjust)
 
     def predict(self, x_seq):
         return self.backend.predict(x_seq)

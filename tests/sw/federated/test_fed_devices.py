@@ -104,6 +104,38 @@ def test_prox_pulls_towards_the_global_model(batch):
     assert drift(2.0) < 0.8 * drift(0.0)
 
 
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_device_driver_fedprox_equals_the_golden_device(batch, mu):
+    """The SimDevice's driver path (device gradients in DRAM, the proximal term added by the
+    host, the device's update), here on the golden device model behind the same driver, ends
+    every step with the GoldenDevice's binary16 weights bit for bit, momentum included."""
+    from trident.sw.federated.config import FedConfig
+    from trident.sw.federated.devices import SimDevice
+    x, y = batch
+    tc = FedConfig(workers=2, rounds=1, model="mlp-small", T=T, lr=0.2, momentum=0.9).train_config()
+    ref = GoldenDevice(_model(), lr=tc.lr, momentum=tc.momentum, loss_scale=tc.loss_scale)
+    dev = SimDevice(_model(), tc, transport="golden-soc")
+    try:
+        rng = np.random.default_rng(1)
+        start = {k: (v.astype(np.float64) + rng.normal(0, 0.02, v.shape)).astype(np.float16)
+                 for k, v in ref.get_weights().items()}
+        for d in (ref, dev):
+            d.set_weights(start)
+            d.begin_round(mu)
+        moved = {k: (v.astype(np.float64) + rng.normal(0, 0.05, v.shape)).astype(np.float16)
+                 for k, v in start.items()}
+        for d in (ref, dev):                 # the local model leaves the global one
+            d.set_weights(moved)
+        for _ in range(3):
+            ref.train_step(x, y)
+            dev.train_step(x, y)
+            a, b = ref.get_weights(), dev.get_weights()
+            assert all(np.array_equal(a[k].view(np.uint16), b[k].view(np.uint16)) for k in a)
+        assert dev.overflow_steps == ref.net.overflow_steps
+    finally:
+        dev.close()
+
+
 def test_worker_devices_are_parsed_and_checked():
     from trident.sw.federated.config import FedConfig
     cfg = FedConfig(worker_devices="2:sim, 0:golden")
@@ -114,22 +146,15 @@ def test_worker_devices_are_parsed_and_checked():
 
 
 @pytest.mark.slow
-def test_a_sim_worker_gives_the_all_golden_global_model():
-    """One worker of three on the SoC RTL (Verilator): after a round of FedAvg the global
-    weights are bit-identical to the all-golden federation; the sim device refuses FedProx."""
+@pytest.mark.parametrize("strategy", ["fedavg", "fedprox"])
+def test_a_sim_worker_gives_the_all_golden_global_model(strategy):
+    """One worker of three on the SoC RTL (Verilator): after a round of FedAvg (or FedProx:
+    the device's gradients, the host's proximal term, the device's update) the global weights
+    are bit-identical to the all-golden federation."""
     from trident.sw.federated.config import FedConfig
     from trident.sw.federated.local import simulate
-    from trident.sw.federated.devices import SimDevice
-    base = dict(workers=3, rounds=1, local_epochs=1, model="mlp-small", T=2, lr=0.5)
+    base = dict(workers=3, rounds=1, local_epochs=1, model="mlp-small", T=2, lr=0.5, strategy=strategy,
+                mu=0.5 if strategy == "fedprox" else 0.0)
     golden = simulate(FedConfig(**base))
     mixed = simulate(FedConfig(**base, worker_devices="1:sim"))
     assert mixed["weights_sha256"] == golden["weights_sha256"]
-    tc = FedConfig(**base).train_config()
-    dev = SimDevice(_model(), tc)
-    try:
-        with pytest.raises(DeviceUnavailableError, match="FedAvg"):
-            dev.begin_round(0.01)
-        w = dev.get_weights()
-        assert list(w) == ["body.1.weight", "readout.weight"] and all(a.dtype == np.float16 for a in w.values())
-    finally:
-        dev.close()
