@@ -7,6 +7,9 @@ Scenarios (each federated one is a real ``trident fed`` run: a SuperLink, 5 Supe
 ``noniid-fedprox``  the same with FedProx (μ = 0.01, the proximal term in binary16)
 ``noniid-kill``     the same as ``noniid`` with worker 2's SuperNode SIGKILLed in round 3
                     (it is restarted and rejoins)
+``noniid-sim``      the same as ``noniid`` with worker 2 on the simulated SoC RTL (Verilator):
+                    its global weights must equal ``noniid``'s bit for bit (slow: the RTL
+                    worker trains ~85 steps per round)
 ``iid``             5 workers, 10 rounds × E local epochs, IID, FedAvg
 ``centralized``     ``trident.sw.runtime.train`` with the same precision (fp16-hw, the golden
                     device), model, optimiser and seed, for rounds × E epochs
@@ -18,7 +21,9 @@ the tests show ends with bit-identical weights to the deployed run.
 Run:  .venv/bin/python bench/federated.py [--local-epochs 5] [--only iid,centralized]
       [--extra-seeds 1 2] [--report bench/reports/federated.md]
       (the report in bench/reports was made with ``--extra-seeds 1 2``; ``--render
-      bench/reports/federated.json`` rewrites the markdown and PNG from saved results)
+      bench/reports/federated.json`` rewrites the markdown and PNG from saved results;
+      ``--render … --add noniid-sim=REPORT.json`` adds a scenario run on its own — the
+      ``trident fed`` report of exactly the command ``fed_args`` gives — to the saved results)
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("noniid", "noniid-fedprox", "noniid-kill", "iid", "centralized")
+SCENARIOS = ("noniid", "noniid-fedprox", "noniid-kill", "noniid-sim", "iid", "centralized")
 
 
 def fed_args(name: str, rounds: int, epochs: int, run_dir: Path, report: Path) -> list[str]:
@@ -46,6 +51,8 @@ def fed_args(name: str, rounds: int, epochs: int, run_dir: Path, report: Path) -
         args += ["--strategy", "fedprox", "--mu", "0.01"]
     if name == "noniid-kill":
         args += ["--inject-fault", "2:kill@3"]
+    if name == "noniid-sim":
+        args += ["--worker-device", "2:sim", "--round-timeout", "1800"]
     return args
 
 
@@ -61,6 +68,31 @@ def run_fed(name: str, rounds: int, epochs: int, out: Path) -> dict:
     result["command"] = "trident " + shlex.join(args)
     result["bench_wall_s"] = time.perf_counter() - t0
     return result
+
+
+def added_scenario(name: str, report: Path, meta: dict) -> dict:
+    """A scenario's ``trident fed`` report run outside the bench, checked to be the command the
+    bench runs (same settings), with the bench's fields."""
+    result = json.loads(report.read_text())
+    want = run_config(name, meta["rounds"], meta["local_epochs"])
+    if result["config"] != want:
+        diff = {k: (result["config"].get(k), v) for k, v in want.items() if result["config"].get(k) != v}
+        raise SystemExit(f"{report}: not the {name} scenario (report, bench): {diff}")
+    run_dir = Path(result["deployment"]["run_dir"])
+    result["command"] = "trident " + shlex.join(fed_args(name, meta["rounds"], meta["local_epochs"], run_dir, report))
+    result["bench_wall_s"] = result["timings"]["wall_s"]
+    return result
+
+
+def run_config(name: str, rounds: int, epochs: int) -> dict:
+    """The settings of a federated scenario, as a `trident fed` report's ``config`` holds them."""
+    import dataclasses
+
+    from trident.sw.federated.cli import add_fed_parser, fed_config
+    parser = argparse.ArgumentParser(prog="trident")
+    add_fed_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(fed_args(name, rounds, epochs, Path("."), Path("x.json")))
+    return dataclasses.asdict(fed_config(args))
 
 
 def run_centralized(rounds: int, epochs: int, seed: int = 0) -> dict:
@@ -106,7 +138,8 @@ def plot(results: dict, epochs: int, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, style in (("iid", "o-"), ("noniid", "s-"), ("noniid-fedprox", "^-"), ("noniid-kill", "x--")):
+    for name, style in (("iid", "o-"), ("noniid", "s-"), ("noniid-fedprox", "^-"), ("noniid-kill", "x--"),
+                        ("noniid-sim", "+:")):
         if name in results:
             r = results[name]
             ax.plot(range(0, len(r["accuracy_per_round"]) + 1), [r["initial_accuracy"]] + r["accuracy_per_round"],
@@ -171,6 +204,12 @@ def write_markdown(results: dict, meta: dict, path: Path) -> None:
         lines.append(f"- IID federated **{f:.4f}** vs centralised **{c:.4f}** with the same {rounds * epochs} "
                      f"epochs: {gap:+.2f} percentage points (|gap| {'≤' if abs(gap) <= 1 else '>'} 1 pp: "
                      f"{'met' if abs(gap) <= 1 else 'NOT met'}). One test sample is 0.28 pp.")
+    if "noniid-sim" in results and "noniid" in results:
+        same = results["noniid-sim"]["weights_sha256"] == results["noniid"]["weights_sha256"]
+        lines.append(f"- Non-IID with worker 2 on the simulated SoC RTL: global weights "
+                     f"{'bit-identical to' if same else 'DIFFERENT from'} the all-golden run "
+                     f"(`weights_sha256` {results['noniid-sim']['weights_sha256'][:16]}… vs "
+                     f"{results['noniid']['weights_sha256'][:16]}…): {'met' if same else 'NOT met'}.")
     if meta.get("extra"):
         lines += ["", "### More seeds (IID, in-process `simulate`, bit-identical to the deployed rounds)", "",
                   "| seed | federated IID | centralised | gap (pp) |", "|---|---|---|---|"]
@@ -222,9 +261,19 @@ def main(argv=None) -> int:
     parser.add_argument("--check-simulation", action="store_true",
                         help="recompute every federated scenario in-process and compare weights_sha256")
     parser.add_argument("--render", metavar="FEDERATED.json", help="only rewrite the report from saved results")
+    parser.add_argument("--add", action="append", default=[], metavar="SCENARIO=REPORT.json",
+                        help="with --render: add the `trident fed` report of a scenario run on its own")
     args = parser.parse_args(argv)
+    if args.add and not args.render:
+        parser.error("--add goes with --render")
     if args.render:
         saved = json.loads(Path(args.render).read_text())
+        for item in args.add:
+            name, _, path = item.partition("=")
+            if name not in SCENARIOS or name == "centralized" or not path:
+                parser.error(f"--add {item}: give SCENARIO=REPORT.json with a federated scenario")
+            saved["results"][name] = added_scenario(name, Path(path), saved["meta"])
+            Path(args.render).write_text(json.dumps(saved, indent=1) + "\n")
         if args.check_simulation:
             saved["meta"]["simulate_check"] = simulate_check(saved["results"])
             Path(args.render).write_text(json.dumps(saved, indent=1) + "\n")

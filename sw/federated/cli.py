@@ -11,7 +11,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-__all__ = ["add_fed_parser", "run_fed"]
+__all__ = ["add_fed_parser", "fed_config", "run_fed"]
 
 
 def add_fed_parser(subparsers) -> argparse.ArgumentParser:
@@ -83,6 +83,16 @@ def add_fed_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def fed_config(args):
+    """The :class:`~.config.FedConfig` of parsed ``trident fed`` arguments (raises ValueError)."""
+    from .config import FedConfig
+    values = {f.name: getattr(args, f.name) for f in fields(FedConfig) if hasattr(args, f.name)}
+    values["worker_devices"] = ",".join(values.get("worker_devices") or [])
+    if values.get("mu") is None:
+        values["mu"] = 0.01 if args.strategy == "fedprox" else 0.0
+    return FedConfig(**values)
+
+
 def run_fed(args) -> int:
     from .config import FedConfig, parse_fault
     from .devices import DeviceUnavailableError
@@ -91,11 +101,7 @@ def run_fed(args) -> int:
 
     prog = "trident fed"
     try:
-        values = {f.name: getattr(args, f.name) for f in fields(FedConfig) if hasattr(args, f.name)}
-        values["worker_devices"] = ",".join(values.get("worker_devices") or [])
-        if values.get("mu") is None:
-            values["mu"] = 0.01 if args.strategy == "fedprox" else 0.0
-        cfg = FedConfig(**values)
+        cfg = fed_config(args)
         faults = [parse_fault(t) for t in args.inject_fault]
         run_dir = Path(args.run_dir or Path("runs") / time.strftime("fed-%Y%m%d-%H%M%S"))
         options = FedOptions(run_dir=run_dir, report=Path(args.report) if args.report else None,
