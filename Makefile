@@ -12,8 +12,8 @@ setup:
 
 # On-edge training on the simulated accelerator: the SoC RTL (Verilator) trains digits through
 # the driver; the same settings on the golden device (must give the same weights bit for bit)
-# and in float32 (the accuracy the FP16 contract is compared with).  ~10 min on 2 cores.
-DEMO := --dataset digits --model mlp-small --neuron lif --T 4 --epochs 1 --lr 0.5 --detach-reset --threads 1
+# and in float32 (the accuracy the FP16 contract is compared with).  ~4 min on 2 cores.
+DEMO := --dataset digits --model mlp-small --neuron lif --T 4 --epochs 2 --lr 0.2 --momentum 0.9 --detach-reset --threads 1
 demo: setup
 	$(TRIDENT) train $(DEMO) --precision fp16-hw --device sim --report $(RUNS)/demo.json --plot $(RUNS)/demo.png
 	$(TRIDENT) train $(DEMO) --precision fp16-hw --device golden --report $(RUNS)/demo-golden.json
