@@ -69,15 +69,20 @@ def pack(layout, **fields):
     if unknown:
         raise KeyError(f"no such payload fields: {sorted(unknown)}; have {sorted(top)}")
     width = Shape.cast(layout).width
-    arrays = {k: np.asarray(v) for k, v in fields.items()}
+    arrays = {k: _as_array(v) for k, v in fields.items()}
     n = max((a.size for a in arrays.values()), default=0)
     if width <= 64:
         out = np.zeros(n, dtype=np.uint64)
         for name, value in arrays.items():
             off, w, _ = top[name]
-            mask = np.uint64((1 << w) - 1)
-            v = np.broadcast_to(value, (n,)).astype(np.int64).astype(np.uint64) & mask
-            out |= v << np.uint64(off)
+            v = np.broadcast_to(value, (n,))
+            if v.dtype.kind == "i":         # two's complement, as the signed field holds it
+                v = v.astype(np.int64).astype(np.uint64)
+            elif v.dtype.kind in "ub":
+                v = v.astype(np.uint64)
+            else:                           # Python ints of any size (an object array)
+                v = np.array([int(x) & 0xFFFF_FFFF_FFFF_FFFF for x in v], dtype=np.uint64)
+            out |= (v & np.uint64((1 << w) - 1)) << np.uint64(off)
         return out
     out = np.zeros(n, dtype=object)
     for name, value in arrays.items():
@@ -85,6 +90,14 @@ def pack(layout, **fields):
         v = np.broadcast_to(value, (n,))
         out = out + np.array([(int(x) & ((1 << w) - 1)) << off for x in v], dtype=object)
     return out
+
+
+def _as_array(value):
+    """Field values as an array without going through float: a list of Python ints stays
+    exact whatever their size (NumPy would turn ``[2**63 + 5, 3]`` into float64)."""
+    if isinstance(value, (list, tuple)):
+        return np.array(value, dtype=object)
+    return np.asarray(value)
 
 
 def unpack(layout, packed):

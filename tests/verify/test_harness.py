@@ -61,6 +61,17 @@ def test_pack_unpack_roundtrip(rng):
     assert (out["a"] == a).all() and (out["flag"] == flag).all() and (out["k"] == k).all()
 
 
+def test_pack_keeps_every_bit_of_large_ints():
+    layout = data.StructLayout({"a": 64, "b": 8})
+    big = (1 << 63) + 5
+    # a list mixing a value ≥ 2**63 with small ones became float64 (low bits lost) before
+    packed = pack(data.StructLayout({"a": 64}), a=[big, 3, -1])
+    assert [int(x) for x in packed] == [big, 3, (1 << 64) - 1]
+    packed = pack(layout, a=np.array([big], dtype=object), b=[0x1FF])
+    assert int(packed[0]) == big | (0xFF << 64)
+    assert pack(data.StructLayout({"a": 64}), a=np.array([big], dtype=np.uint64))[0] == np.uint64(big)
+
+
 def test_pack_signed_and_wide():
     from amaranth.hdl import signed
     layout = data.StructLayout({"x": signed(40), "y": unsigned(40)})
