@@ -273,6 +273,7 @@ def main(argv=None) -> int:
             if name not in SCENARIOS or name == "centralized" or not path:
                 parser.error(f"--add {item}: give SCENARIO=REPORT.json with a federated scenario")
             saved["results"][name] = added_scenario(name, Path(path), saved["meta"])
+        if args.add:
             Path(args.render).write_text(json.dumps(saved, indent=1) + "\n")
         if args.check_simulation:
             saved["meta"]["simulate_check"] = simulate_check(saved["results"])

@@ -101,14 +101,14 @@ def _locked(directory):
 
 def _build_dir(vmod, simulator, waves, public=()):
     name = vmod.key + ("-waves" if waves else "")
-    if simulator == "verilator":     # ports-only visibility (see _verilator_public_file)
+    if simulator == "verilator":     # ports-only visibility (see _write_verilator_public_file)
         name += "-ports"
     if public:
         name += "-p" + hashlib.sha256(repr(sorted(public)).encode()).hexdigest()[:8]
     return build_root() / "sim" / simulator / name
 
 
-def toplevel_ports(vmod):
+def _toplevel_ports(vmod):
     """Port names of ``vmod``'s top-level module, read from its Verilog header."""
     text = vmod.path.read_text()
     match = re.search(rf"^module\s+{re.escape(vmod.toplevel)}\s*\(([^)]*)\)\s*;", text, re.M)
@@ -117,19 +117,18 @@ def toplevel_ports(vmod):
     return [p.strip() for p in match.group(1).split(",") if p.strip()]
 
 
-def _verilator_public_file(vmod, build_dir, public):
-    """A Verilator control file that keeps only the top-level ports and ``public`` visible
-    to cocotb.  Verilator's cocotb default (``--public-flat-rw``) keeps every signal, which
-    stops most of its optimisations: the SoC simulates several times slower with it."""
+def _write_verilator_public_file(vmod, build_dir, public):
+    """``build_dir/public.vlt``: a Verilator control file that keeps only the top-level ports
+    and ``public`` visible to cocotb.  Verilator's cocotb default (``--public-flat-rw``) keeps
+    every signal, which stops most of its optimisations: the SoC simulates several times
+    slower with it.  Written under the build lock, only when it changes."""
     lines = ["`verilator_config"]
-    for name in (*toplevel_ports(vmod), *public):
+    for name in (*_toplevel_ports(vmod), *public):
         lines.append(f'public_flat_rw -module "{vmod.toplevel}" -var "{name}"')
     path = build_dir / "public.vlt"
-    build_dir.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines) + "\n"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-    return path
 
 
 def build(vmod, simulator, *, waves=False, public=()):
@@ -149,7 +148,7 @@ def build(vmod, simulator, *, waves=False, public=()):
     if simulator == "verilator":
         # --assert: the designs' Amaranth ``Assert`` statements stop the simulation
         args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-public-flat-rw", "--assert"]
-        sources.append(str(_verilator_public_file(vmod, build_dir, public)))
+        sources.append(str(build_dir / "public.vlt"))
         # Most of a Verilator build is compiling its run-time library, identical for
         # every configuration: let ccache (when installed) reuse it.
         if "OBJCACHE" not in os.environ and shutil.which("ccache"):
@@ -158,6 +157,8 @@ def build(vmod, simulator, *, waves=False, public=()):
         _reuse_verilator_runtime(runner, build_dir, waves)
     t0 = time.perf_counter()
     with _locked(build_dir):
+        if simulator == "verilator":
+            _write_verilator_public_file(vmod, build_dir, public)
         runner.build(sources=sources, hdl_toplevel=vmod.toplevel,
                      build_dir=str(build_dir), timescale=TIMESCALE, waves=waves,
                      build_args=args, log_file=str(build_dir / "build.log"))

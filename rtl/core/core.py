@@ -149,7 +149,7 @@ class TridentCore(wiring.Component):
                            wg_groups=self.wg_groups, counter_width=self.counter_width)
 
     # ------------------------------------------------------------------------------------
-    def _validate(self, m, d, prod):
+    def _validate(self, m, d, prod, groups_out):
         """The error code of descriptor ``d``: :func:`~trident.golden.hw.descriptors.validate`
         in its order, for a core without convolution (``max_kernel = stride = pool = 1``)."""
         op = d.op
@@ -160,7 +160,6 @@ class TridentCore(wiring.Component):
         # slot → (used, kind, output, lo, count, full); kind: 0 weights, 1 spikes, 2 half
         W, S, H = 0, 1, 2
         x_kind = Mux(spikes_x, S, H)
-        wg_groups = _ceil_div(d.out_cnt, self.lanes.bit_length() - 1)
 
         table = {
             Opcode.FP: {"a": (1, W, 0, 0, d.in_total, d.in_total),
@@ -263,7 +262,7 @@ class TridentCore(wiring.Component):
         with m.Elif(inputs > self.max_inputs):
             m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
         with m.Elif(is_op[Opcode.WG] & ((prod["acap"] > self.acc_depth)
-                                        | (wg_groups > self.wg_groups))):
+                                        | (groups_out > self.wg_groups))):
             m.d.comb += err.eq(ErrorCode.ACC_CAPACITY)
         with m.Elif(param_bad | out_of_dram):
             m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)
@@ -379,14 +378,13 @@ class TridentCore(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
         mul_next = mul_acc + Mux(mul_a.bit_select(mul_bit, 1), mul_b << mul_bit, 0)
-        err = self._validate(m, d, prod)
+        err = self._validate(m, d, prod, groups_out)
 
         # ---- sequencer --------------------------------------------------------------------
         word_cnt = Signal(8)
         n_groups = Signal(cb)
         last_lanes = Signal(range(L + 1))
         last_words = Signal(range(half + 1))
-
         running = Signal()
         stop_code = Signal(4)
         sent = Signal(6)                  # address programs / commands issued in this state
@@ -430,7 +428,11 @@ class TridentCore(wiring.Component):
         slot = {s: {k: getattr(d, f"{s}_{k}") for k in ("addr", "pitch", "words", "tstride")}
                 for s in D.SLOTS}
         a, b, c, dd = slot["a"], slot["b"], slot["c"], slot["d"]
-        b_steps = Mux(b["tstride"] == 0, 1, steps)    # slot b's rows read per sample
+
+        def rows_read(slot):
+            """Rows per sample a slot is read: once for a per-sample row (tstride 0)."""
+            return Mux(slot["tstride"] == 0, 1, steps)
+        b_steps = rows_read(b)
 
         # the FP/BP engine's weight port: from the FP loader or, in BP, the transposing one
         with m.If(is_op[Opcode.BP]):
@@ -506,8 +508,8 @@ class TridentCore(wiring.Component):
                 groups = Mux(is_op[Opcode.BP], groups_in, groups_out)
                 m.d.sync += [n_groups.eq(groups),
                              last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
-                             last_words.eq(Mux(is_op[Opcode.BP], a["words"], c["words"])
-                                           - ((groups - 1) << (log_l - 1)))]
+                             # BP: words of the last, partial weight group of a row
+                             last_words.eq(a["words"] - ((groups - 1) << (log_l - 1)))]
                 with m.Switch(op):
                     with m.Case(Opcode.FP):
                         m.next = "FP_LOAD"
@@ -619,14 +621,14 @@ class TridentCore(wiring.Component):
             # ---- WG: all groups of the tile in one pass over the inputs ----------------------
             with m.State("WG"):
                 # per-sample δI (the readout's G): one row for the sample's T rows
-                c_per_sample = c["tstride"] == 0
+                c_steps = rows_read(c)
                 wg_cmd = {"n_in": d.in_cnt, "n_rows": prod["rows"], "n_groups": n_groups,
-                          "delta_rows": Mux(c_per_sample, steps, 1)}
+                          "delta_rows": Mux(c["tstride"] == 0, steps, 1)}
                 if self.mac:
                     wg_cmd["mac"] = d.analog
                 offer(4, wg.cmd, wg_cmd)
                 program(0, dma.rd_cmd[0], c["addr"], a=batch, sa=c["pitch"],
-                        b=Mux(c_per_sample, 1, steps), sb=c["tstride"], c=c["words"], sc=1)
+                        b=c_steps, sb=c["tstride"], c=c["words"], sc=1)
                 # a per-sample input (direct encoding) is read once and replayed T times
                 program(1, dma.rd_cmd[1], b["addr"], a=batch, sa=b["pitch"],
                         b=b_steps, sb=b["tstride"], c=b["words"], sc=1)
