@@ -108,7 +108,8 @@ class TridentCore(wiring.Component):
     ctrl : Out(ControlSignature(addr_width))
     counters : Out(counter_layout(counter_width))
     overflow : Out(1)
-        A WG of this program wrote a non-finite gradient (cleared by ``start``).
+        A WG of this program wrote a non-finite gradient (cleared by ``start`` unless
+        ``ctrl.keep``).
     """
 
     def __init__(self, *, lanes=4, weight_depth=1024, state_depth=256, max_inputs=1024,
@@ -453,7 +454,8 @@ class TridentCore(wiring.Component):
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 with m.If(ctrl.start):
-                    m.d.sync += [pc.eq(ctrl.program), stop_code.eq(0), overflow.eq(0)]
+                    m.d.sync += [pc.eq(ctrl.program), stop_code.eq(0),
+                                 overflow.eq(overflow & ctrl.keep)]
                     m.next = "PC"
             with m.State("PC"):
                 with m.If(pc + D.DESC_WORDS > self.dram_words):
@@ -710,7 +712,7 @@ class TridentCore(wiring.Component):
         cnt = self.counters
         req = self.mem.req
         fired = req.valid & req.ready
-        with m.If(ctrl.start & ~running):
+        with m.If(ctrl.start & ~running & ~ctrl.keep):
             m.d.sync += cnt.eq(0)
         with m.Else():
             m.d.sync += [

@@ -59,7 +59,12 @@ class ControlSignature(wiring.Signature):
     Members
     -------
     start : In(1)
+        Run the program at ``program`` (ignored while ``busy``).
     program : In(addr_width)
+    keep : In(1)
+        With ``start``: keep counting from the counters (and the ``overflow`` flag, if the
+        core has one) of the earlier runs instead of clearing them; the SoC's program queue
+        sets it to add the programs of a queued run up.
     busy : Out(1)
     done : Out(1)
     error : Out(8)
@@ -71,6 +76,7 @@ class ControlSignature(wiring.Signature):
         super().__init__({
             "start": In(1),
             "program": In(addr_width),
+            "keep": In(1),
             "busy": Out(1),
             "done": Out(1),
             "error": Out(8),

@@ -19,18 +19,21 @@ from dataclasses import dataclass
 from .csr import Access, Block, Field, MemoryMap, Register
 
 __all__ = ["MAGIC", "VERSION", "HOST_DRAM_BASE", "CORE_BASE", "CORE_STRIDE", "MAX_CORES",
-           "CORE_COUNTERS", "SOC_COUNTERS", "SoCParams", "build_regmap",
+           "QUEUE_BASE", "CORE_COUNTERS", "SOC_COUNTERS", "SoCParams", "build_regmap",
            "regmap_from_global"]
 
 #: ``global.id``: "TRID" in ASCII.
 MAGIC = 0x54524944
-#: ``global.version``: (major, minor) of the register map.
-VERSION = (1, 0)
+#: ``global.version``: (major, minor) of the register map.  1.1 added the program queue
+#: (the ``queue`` block and ``core[i].enqueue``) without moving any 1.0 register.
+VERSION = (1, 1)
 #: Byte address of DRAM word 0 in the host address space.
 HOST_DRAM_BASE = 0x8000_0000
 #: Byte address of core 0's block, and the bytes between cores.
 CORE_BASE = 0x1000
 CORE_STRIDE = 0x100
+#: Byte address of the program queue's block.
+QUEUE_BASE = 0x0080
 #: Cores ``global.build.cores`` can report (the core blocks would fit far more below
 #: :data:`HOST_DRAM_BASE`).
 MAX_CORES = 0xFFFF
@@ -73,10 +76,13 @@ class SoCParams:
         Width of a core's DRAM word address.
     dram_words : int
         Words of DRAM behind the SoC.
+    queue_depth : int
+        Entries of the program queue (programs and barriers waiting to run).
     """
     cores: int = 1
     addr_width: int = 24
     dram_words: int = 1 << 16
+    queue_depth: int = 32
 
     def __post_init__(self):
         if not 1 <= self.cores <= MAX_CORES:
@@ -87,6 +93,8 @@ class SoCParams:
         if not 1 <= self.dram_words <= (1 << self.addr_width):
             raise ValueError(f"dram_words = {self.dram_words}: must be 1 … 2**addr_width "
                              f"= {1 << self.addr_width}")
+        if not 2 <= self.queue_depth <= 0xFFFF:
+            raise ValueError(f"queue_depth = {self.queue_depth}: must be 2 … 65535")
 
 
 def _counter(name, desc):
@@ -124,6 +132,32 @@ def build_regmap(params: SoCParams = SoCParams()) -> MemoryMap:
                                   "or DECERR (always 0 with block-RAM DRAM)")],
                  "DRAM port health"),
     ], "traffic at the DRAM port")
+    level_bits = params.queue_depth.bit_length()
+    queue = Block("queue", [
+        Register("config", [Field("depth", 16, Access.R, "entries the queue holds",
+                                  const=params.queue_depth)], "queue build parameters"),
+        Register("control", [Field("barrier", 1, Access.W, "write 1: enqueue a barrier (the "
+                                   "entries behind it wait until every core is idle)"),
+                             Field("flush", 1, Access.W, "write 1: begin a new queued run: "
+                                   "drop every waiting entry, clear halted, overflow and "
+                                   "dropped; each core's next queued program starts its "
+                                   "counters from 0 (running cores finish their programs)")],
+                 "barriers and flush"),
+        Register("status", [Field("idle", 1, Access.R, "nothing waiting and no queued "
+                                  "program running"),
+                            Field("halted", 1, Access.R, "sticky: a queued program stopped "
+                                  "with an error; nothing more starts until flush"),
+                            Field("overflow", 1, Access.R, "sticky: a queued program reported "
+                                  "overflow (until flush)"),
+                            Field("dropped", 1, Access.R, "sticky: an entry was written while "
+                                  "the queue was full and is lost (until flush)"),
+                            Field("level", level_bits, Access.R, "entries waiting")],
+                 "queue state"),
+        Register("irq", [Field("pending", 1, Access.W1C, "set when the queue becomes idle or "
+                               "halts; write 1 to clear"),
+                         Field("enable", 1, Access.RW, "drive the SoC's irq while pending")],
+                 "queue interrupt"),
+    ], "the program queue: runs programs on cores in order, with barriers, without the host")
     core = Block("core", [
         Register("control", [Field("start", 1, Access.W, "write 1: run the program at "
                                    "core[i].program (ignored while busy)")], "start a core"),
@@ -143,12 +177,16 @@ def build_regmap(params: SoCParams = SoCParams()) -> MemoryMap:
                          Field("enable", 1, Access.RW, "drive the SoC's irq while pending")],
                  "completion interrupt"),
         *(_counter(name, desc) for name, desc in {**SOC_COUNTERS, **CORE_COUNTERS}.items()),
+        Register("enqueue", [Field("address", aw, Access.W, "write: enqueue the program at this "
+                                   "word address for this core")], "queue a program"),
     ], "one per core: control, status, performance counters of the last run (cleared by "
-        "start)", count=params.cores,
+        "start; in a queued run they add up every program the queue ran on the core since "
+        "queue.control.flush)", count=params.cores,
         stride=CORE_STRIDE)
     return (MemoryMap("trident")
             .add(0x0000, glob)
             .add(0x0040, dram)
+            .add(QUEUE_BASE, queue)
             .add(CORE_BASE, core))
 
 
@@ -179,5 +217,12 @@ def regmap_from_global(read_word) -> tuple:
     build = probe.locate("global.build").register.unpack(
         read_word(probe.locate("global.build").address))
     words = read_word(probe.locate("global.dram_words").address)
-    params = SoCParams(cores=build["cores"], addr_width=build["addr_width"], dram_words=words)
+    depth = probe.locate("queue.config").register.unpack(
+        read_word(probe.locate("queue.config").address))["depth"]
+    if version["minor"] < 1 or not depth:
+        raise ConnectionError(f"register map version {version['major']}.{version['minor']} "
+                              f"on the device has no program queue (this driver needs "
+                              f"{VERSION[0]}.{VERSION[1]}): rebuild the bitstream")
+    params = SoCParams(cores=build["cores"], addr_width=build["addr_width"], dram_words=words,
+                       queue_depth=depth)
     return params, build_regmap(params)

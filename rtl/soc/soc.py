@@ -7,7 +7,7 @@
 ```
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,7 @@ from .csr import CSRBank
 from .dram import BlockRAM
 from .host import HOST_ADDR_WIDTH, HostBridge
 from .interconnect import Interconnect
+from .queue import ProgramQueue
 from .regmap import CORE_COUNTERS, SoCParams, build_regmap
 from .uart import UartBridge
 
@@ -81,6 +82,8 @@ class SoC(wiring.Component):
         Longest UART write burst (words buffered before the checksum is checked).
     max_outstanding : int
         DRAM reads in flight.
+    queue_depth : int
+        Entries of the program queue (:mod:`trident.rtl.soc.queue`).
 
     Members
     -------
@@ -98,7 +101,7 @@ class SoC(wiring.Component):
     BACKDOOR_MEMORY = "dram.dram"
 
     def __init__(self, core, core_params=None, cores=1, dram="bram", dram_words=1 << 14,
-                 uart_divisor=None, uart_max_words=64, max_outstanding=8):
+                 uart_divisor=None, uart_max_words=64, max_outstanding=8, queue_depth=32):
         if dram not in DRAM_KINDS:
             raise ValueError(f"dram={dram!r}: choose one of {DRAM_KINDS}")
         self.core_params = dict(core_params or {})
@@ -109,7 +112,8 @@ class SoC(wiring.Component):
         if ctrl_width != self.addr_width:
             raise ValueError(f"{core.__name__}: memory port addresses are {self.addr_width} "
                              f"bits but control-port addresses {ctrl_width}; make them equal")
-        self.params = SoCParams(cores=cores, addr_width=self.addr_width, dram_words=dram_words)
+        self.params = SoCParams(cores=cores, addr_width=self.addr_width, dram_words=dram_words,
+                                queue_depth=queue_depth)
         self.memory_map = build_regmap(self.params)
         self.dram_kind = dram
         self.uart_divisor = uart_divisor
@@ -172,16 +176,45 @@ class SoC(wiring.Component):
         counter(field("dram.bytes_read.count"), (dram_accept & ~dram_req.payload.write) << 2)
         counter(field("dram.bytes_written.count"), (dram_accept & dram_req.payload.write) << 2)
 
-        irqs = []
+        # The program queue: entries from core[i].enqueue and queue.control.barrier (the CSR
+        # bus writes one register per cycle, so at most one of them pushes).
+        m.submodules.queue = queue = ProgramQueue(n, self.addr_width, self.params.queue_depth)
+        barrier = field("queue.control.barrier")
+        enqueues = [field(f"core[{i}].enqueue.address") for i in range(n)]
+        m.d.comb += [queue.push.valid.eq((barrier.w_stb & barrier.w_data[0]) |
+                                         Cat(e.w_stb for e in enqueues).any()),
+                     queue.push.payload.barrier.eq(barrier.w_stb),
+                     queue.flush.eq(field("queue.control.flush").w_stb &
+                                    field("queue.control.flush").w_data[0])]
+        for i, e in enumerate(enqueues):
+            with m.If(e.w_stb):
+                m.d.comb += [queue.push.payload.core.eq(i), queue.push.payload.address.eq(e.w_data)]
+        m.d.comb += [field("queue.status.idle").r_data.eq(queue.idle),
+                     field("queue.status.halted").r_data.eq(queue.halted),
+                     field("queue.status.overflow").r_data.eq(queue.overflow),
+                     field("queue.status.dropped").r_data.eq(queue.dropped),
+                     field("queue.status.level").r_data.eq(queue.level)]
+        stopped = Signal()
+        stopped_before = Signal(init=1)
+        m.d.comb += stopped.eq(queue.idle | queue.halted)
+        m.d.sync += stopped_before.eq(stopped)
+        pending, enable = field("queue.irq.pending"), field("queue.irq.enable")
+        m.d.comb += pending.set.eq(stopped & ~stopped_before)
+        irqs = [pending.data & enable.data]
+
         for i, core in enumerate(self._cores):
             m.submodules[f"core{i}"] = core
             mem, ctrl = getattr(core, self.mem_name), getattr(core, self.ctrl_name)
             wiring.connect(m, mem, xbar.initiators[i])
             p = f"core[{i}]"
             start = field(f"{p}.control.start")
+            queued = queue.start[i]             # the queue wins over a start by hand
             m.d.comb += [
-                ctrl.start.eq(start.w_stb & start.w_data[0]),
-                ctrl.program.eq(field(f"{p}.program.address").data),
+                ctrl.start.eq((start.w_stb & start.w_data[0]) | queued),
+                ctrl.program.eq(Mux(queued, queue.program, field(f"{p}.program.address").data)),
+                ctrl.keep.eq(queue.keep[i]),
+                queue.busy[i].eq(ctrl.busy), queue.done[i].eq(ctrl.done),
+                queue.failed[i].eq(ctrl.error != 0),
                 field(f"{p}.status.busy").r_data.eq(ctrl.busy),
                 field(f"{p}.status.done").r_data.eq(ctrl.done),
                 field(f"{p}.error.code").r_data.eq(ctrl.error),
@@ -194,7 +227,8 @@ class SoC(wiring.Component):
             irqs.append(pending.data & enable.data)
 
             accept = mem.req.valid & mem.req.ready
-            starting = ctrl.start & ~ctrl.busy          # the core ignores a start while busy
+            # the core ignores a start while busy; a queued run's later programs keep counting
+            starting = ctrl.start & ~ctrl.busy & ~ctrl.keep
             run_counter(field(f"{p}.busy_cycles.count"), ctrl.busy, starting)
             run_counter(field(f"{p}.dram_bytes_read.count"), (accept & ~mem.req.payload.write) << 2,
                         starting)
@@ -205,7 +239,8 @@ class SoC(wiring.Component):
                 if name in reported:        # a core without this counter reads 0
                     m.d.comb += field(f"{p}.{name}.count").r_data.eq(reported[name])
             if "overflow" in core.signature.members:
-                m.d.comb += field(f"{p}.status.overflow").r_data.eq(core.overflow)
+                m.d.comb += [field(f"{p}.status.overflow").r_data.eq(core.overflow),
+                             queue.overflow_in[i].eq(core.overflow)]
         any_irq = Cat(*irqs).any()
         m.d.comb += [field("global.irq.pending").r_data.eq(any_irq), self.irq.eq(any_irq)]
         return m

@@ -28,7 +28,7 @@ class DeviceError(RuntimeError):
 
 
 class DeviceTimeout(DeviceError):
-    """A core did not finish in time."""
+    """A core or the program queue did not finish in time."""
 
 
 class CoreError(DeviceError):
@@ -151,14 +151,17 @@ class Device:
                 raise DeviceTimeout(f"core {core} not done after {timeout} s (transport "
                                     f"{self.transport.kind})\n{self.status_dump()}")
             self.transport.pause(self.POLL_CYCLES)
-        self.write_csr(f"{p}.irq", pending=1, enable=1)
-        code = self.read_csr(f"{p}.error")["code"]
+        self.write_csr(f"{p}.irq", pending=1, enable=0)     # only what we wait for wakes us
+        self._raise_if_failed(core)
+        return self.counters(core)
+
+    def _raise_if_failed(self, core):
+        code = self.read_csr(f"core[{core}].error")["code"]
         if code:
-            pc = self.read_csr(f"{p}.error_pc")["address"]
+            pc = self.read_csr(f"core[{core}].error_pc")["address"]
             raise CoreError(f"core {core} stopped with error {code:#04x} ({_error_name(code)}) "
                             f"at descriptor word "
                             f"{pc:#x}\n{self.status_dump()}", core, code, pc)
-        return self.counters(core)
 
     def run(self, core, program, timeout=10.0):
         """:meth:`start` then :meth:`wait`."""
@@ -176,12 +179,84 @@ class Device:
             self.start(k, programs[k])
         return {k: self.wait(k, timeout) for k in started}
 
+    def run_queued(self, phases, timeout=10.0):
+        """Run phases through the SoC's program queue and wait once: every phase's programs
+        (a list per phase, one address per core or None), a barrier between phases.  The
+        host is not involved between phases; a queue shorter than the work is filled and
+        drained in turns (a drained queue is a barrier too).
+
+        Returns
+        -------
+        dict
+            ``{core: counters}`` for the cores that ran: each the sum over the core's
+            programs of this run, and ``"overflow"``: some program reported overflow.
+
+        Raises
+        ------
+        DeviceTimeout
+            The queue did not drain within ``timeout`` seconds (with the status dump).
+        CoreError
+            A program stopped with an error; the queue halted and was flushed.
+        """
+        entries = []
+        for phase in phases:
+            if len(phase) > self.cores:
+                raise IndexError(f"{len(phase)} programs for {self.cores} cores")
+            for core, pc in enumerate(phase):
+                if pc is not None:
+                    self._check_range(pc, 1, f"run_queued(core {core})")
+                    entries.append((core, pc))
+            if entries and entries[-1] is not None:
+                entries.append(None)            # barrier
+        while entries and entries[-1] is None:
+            entries.pop()                       # waiting for the queue is the last barrier
+        used = sorted({e[0] for e in entries if e is not None})
+        deadline = time.monotonic() + timeout
+        self.write_csr("queue.control", flush=1)
+        depth = self.params.queue_depth
+        for first in range(0, len(entries), depth):
+            for entry in entries[first:first + depth]:
+                if entry is None:
+                    self.write_csr("queue.control", barrier=1)
+                else:
+                    self.write_csr(f"core[{entry[0]}].enqueue", address=entry[1])
+            self._drain_queue(deadline, timeout, used)
+        self.write_csr("queue.irq", pending=1, enable=0)
+        status = self.read_csr("queue.status")
+        return {"overflow": bool(status["overflow"])} | {k: self.counters(k) for k in used}
+
+    def _drain_queue(self, deadline, timeout, used):
+        while True:
+            self.write_csr("queue.irq", pending=1, enable=1)    # clear, then look
+            status = self.read_csr("queue.status")
+            if status["dropped"]:
+                raise DeviceError(f"the program queue dropped an entry (the driver wrote more "
+                                  f"than its {self.params.queue_depth} entries)\n"
+                                  f"{self.status_dump()}")
+            if status["halted"]:
+                try:
+                    for core in used:
+                        self._raise_if_failed(core)
+                    raise DeviceError(f"the program queue halted but no core reports an "
+                                      f"error\n{self.status_dump()}")
+                finally:
+                    self.write_csr("queue.control", flush=1)
+            if status["idle"]:
+                return
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"the program queue did not drain in {timeout} s "
+                                    f"(transport {self.transport.kind})\n{self.status_dump()}")
+            self.transport.pause(self.POLL_CYCLES)
+
     # -- counters and diagnostics ------------------------------------------------------
     def counters(self, core):
-        """The performance counters of ``core``'s last run (``{name: value}``)."""
+        """The performance counters of ``core``'s last run, or of its programs in the last
+        queued run (``{name: value}``): one read of the consecutive counter registers."""
         self._check_core(core)
-        return {name: self.read_csr(f"core[{core}].{name}")["count"]
-                for name in (*SOC_COUNTERS, *CORE_COUNTERS)}
+        names = (*SOC_COUNTERS, *CORE_COUNTERS)       # consecutive registers (regmap)
+        first = self.regmap.locate(f"core[{core}].{names[0]}").address
+        words = self.transport.read_words(first, len(names))
+        return {name: int(word) for name, word in zip(names, words)}
 
     def dram_traffic(self):
         """DRAM bytes read and written at the DRAM port since reset or the last clear."""
@@ -193,8 +268,10 @@ class Device:
         self.write_csr("global.control", clear_counters=1)
 
     def status_dump(self):
-        """Every core's status registers, one line per core."""
-        lines = [f"status of {self.cores} core(s) on the {self.transport.kind} transport:"]
+        """The queue's and every core's status registers, one line each."""
+        q = self.read_csr("queue.status")
+        lines = [f"status of {self.cores} core(s) on the {self.transport.kind} transport:",
+                 "  queue: " + " ".join(f"{k}={v}" for k, v in q.items())]
         for k in range(self.cores):
             p = f"core[{k}]"
             s = self.read_csr(f"{p}.status")

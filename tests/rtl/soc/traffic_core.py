@@ -53,8 +53,9 @@ class TrafficCore(wiring.Component):
             with m.State("IDLE"):
                 with m.If(ctrl.start):
                     m.d.sync += [ctrl.busy.eq(1), ctrl.done.eq(0), ctrl.error.eq(0),
-                                 pc.eq(ctrl.program), index.eq(0), k.eq(0),
-                                 counters.fp_busy.eq(0), counters.fp_ops.eq(0)]
+                                 pc.eq(ctrl.program), index.eq(0), k.eq(0)]
+                    with m.If(~ctrl.keep):
+                        m.d.sync += [counters.fp_busy.eq(0), counters.fp_ops.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(pc + index)]

@@ -10,7 +10,9 @@ from trident.sw.driver import (CoreError, Device, DeviceError, DeviceTimeout, Go
                                SerialTransport)
 from trident.verify.runner import simulator_available
 
-SIM_PARAMS = {"cores": 2, "dram_words": 1024, "uart_divisor": 4, "uart_max_words": 16}
+SIM_PARAMS = {"cores": 2, "dram_words": 1024, "uart_divisor": 4, "uart_max_words": 16,
+              "queue_depth": 4}
+GOLDEN_PARAMS = SoCParams(cores=2, addr_width=16, dram_words=1024, queue_depth=4)
 
 
 def exercise(dev, rng):
@@ -54,10 +56,40 @@ def exercise(dev, rng):
     return out, {k: v for k, v in counters[0].items() if "busy" not in k}
 
 
+def exercise_queue(dev):
+    """Three phases through the program queue (4 entries: filled and drained in turns),
+    each phase reading what the other core wrote in the one before; then a failing
+    program.  Returns what the device computed."""
+    data = np.arange(1, 9, dtype=np.uint32)
+    dev.write_mem(0x100, data)
+    programs = {0x40: [0x100, 0x110, 8, 1], 0x44: [0x100, 0x120, 8, 2],   # phase 1
+                0x48: [0x120, 0x130, 8, 3], 0x4C: [0x110, 0x140, 8, 4],   # phase 2: swapped
+                0x50: [0x130, 0x150, 8, 5]}                               # phase 3
+    for address, words in programs.items():
+        dev.write_mem(address, words)
+    run = dev.run_queued([[0x40, 0x44], [0x48, 0x4C], [0x50]])
+    assert np.array_equal(dev.read_mem(0x150, 8), data + np.uint32(2 + 3 + 5))
+    assert np.array_equal(dev.read_mem(0x140, 8), data + np.uint32(1 + 4))
+    assert run["overflow"] is False and sorted(k for k in run if k != "overflow") == [0, 1]
+    assert run[0]["fp_ops"] == 24 and run[1]["fp_ops"] == 16
+    assert run[0]["dram_bytes_read"] == 3 * (16 + 32) and run[1]["dram_bytes_written"] == 2 * 32
+    assert dev.read_csr("queue.status")["idle"] == 1
+    dev.write_mem(0x60, [0, 0, BAD | 1, 0])
+    with pytest.raises(CoreError, match="core 1 stopped with error 0x11") as err:
+        dev.run_queued([[0x40, None], [None, 0x60], [0x50, 0x44]])
+    assert "queue: idle=0 halted=1" in str(err.value)
+    assert err.value.pc == 0x60
+    assert dev.read_csr("queue.status") == {"idle": 1, "halted": 0, "overflow": 0,
+                                            "dropped": 0, "level": 0}     # flushed
+    with pytest.raises(IndexError, match="outside the device's 1024 words"):
+        dev.run_queued([[0x40, 4096]])
+    return dev.read_mem(0x100, 0x60), {k: v for k, v in run[0].items() if "busy" not in k}
+
+
 def test_golden_transport(rng):
-    with Device(GoldenTransport(SoCParams(cores=2, addr_width=16, dram_words=1024),
-                                executor=traffic_executor)) as dev:
+    with Device(GoldenTransport(GOLDEN_PARAMS, executor=traffic_executor)) as dev:
         exercise(dev, rng)
+        exercise_queue(dev)
         dev.write_mem(0x30, [0x100, 0x300, 4, 1])
         assert list(dev.run_phase([None, 0x30])) == [1]
         assert np.array_equal(dev.read_mem(0x300, 4), dev.read_mem(0x100, 4) + np.uint32(1))
@@ -86,18 +118,17 @@ def sim():
 
 def test_sim_and_serial_transports_match_golden(sim, rng, seed):
     """The same driver code on the RTL, through the host port and through the UART."""
-    golden = Device(GoldenTransport(SoCParams(cores=2, addr_width=16, dram_words=1024),
-                                    executor=traffic_executor))
-    expected = exercise(golden, np.random.default_rng(seed))
+    golden = Device(GoldenTransport(GOLDEN_PARAMS, executor=traffic_executor))
+    expected = exercise(golden, np.random.default_rng(seed)), exercise_queue(golden)
     dev = Device(sim)
     assert dev.params == golden.params
-    got = exercise(dev, np.random.default_rng(seed))
-    assert np.array_equal(got[0], expected[0]) and got[1] == expected[1]
-    assert sim.cycles > 0
     from trident.sw.driver.sim import SimUartStream
     serial = Device(SerialTransport(SimUartStream(sim), max_words=SIM_PARAMS["uart_max_words"]))
-    got = exercise(serial, np.random.default_rng(seed))
-    assert np.array_equal(got[0], expected[0]) and got[1] == expected[1]
+    for device in (dev, serial):
+        got = exercise(device, np.random.default_rng(seed)), exercise_queue(device)
+        for (words, counters), (want_words, want_counters) in zip(got, expected):
+            assert np.array_equal(words, want_words) and counters == want_counters
+    assert sim.cycles > 0
 
 
 def test_sim_wait_times_out_with_a_status_dump(sim):
@@ -111,6 +142,12 @@ def test_sim_wait_times_out_with_a_status_dump(sim):
     assert "core 1: busy=1 done=0" in text and "core 0: busy=0" in text
     with pytest.raises(DeviceError, match="core 1 is still busy"):
         dev.start(1, 0x300)
+    dev.write_mem(0x310, [0, 0, 0, 0])
+    with pytest.raises(DeviceTimeout) as err:      # the queue waits for the hung core
+        dev.run_queued([[0x310, 0x310]], timeout=0.3)
+    text = str(err.value)
+    assert "the program queue did not drain in 0.3 s (transport sim)" in text
+    assert "queue: idle=0 halted=0 overflow=0 dropped=0 level=1" in text
 
 
 def test_serial_link_errors_are_clear():
