@@ -100,13 +100,20 @@ class DeviceBackend:
         :func:`training_core`'s.
     timeout : float
         Seconds a program may run before the driver gives up with a status dump.
+    host_update : bool
+        Run the UPDATEs in a phase of their own, so the host can change the gradients first.
+    queued : bool
+        Hand each pass to the SoC's program queue and wait once (default), instead of starting
+        every core of every phase from the host; same results, fewer host transactions.
+        ``device_cycles`` then counts the SoC's cycles from the first queued program to the
+        queue drained; otherwise the sum over phases of the slowest core's busy cycles.
     """
 
     precision = "fp16-hw"
 
     def __init__(self, model, device, *, lr: float, momentum: float, loss_scale: float, batch_size: int,
                  steps: int, direct_input: bool, cores: int = 1, core: D.CoreParams | None = None,
-                 timeout: float = 600.0, host_update: bool = False):
+                 timeout: float = 600.0, host_update: bool = False, queued: bool = True):
         self.model = model
         self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
         self.names, self.fixed = device_tensor_names(model)
@@ -115,6 +122,7 @@ class DeviceBackend:
                                  host_update=host_update)
         self.device = device(_dram_words_for(len(self.program.memory))) if callable(device) else device
         self.timeout = timeout
+        self.queued = queued
         self.device.write_mem(0, self.program.memory)
         self.overflow_steps = 0
         self.totals = {"steps": 0, "cycles": 0, "core_cycles": 0, "dram_bytes_read": 0, "dram_bytes_written": 0}
@@ -128,27 +136,38 @@ class DeviceBackend:
         return buffer.decode(self.device.read_mem(buffer.addr, buffer.size))
 
     def _run_pass(self, phases, update_phase=None, account: bool = True, before_update=None) -> bool:
-        """Run a pass phase by phase: start every core of a phase, wait for all of them.  The
-        UPDATE phase (of a multi-core program, or one compiled with ``host_update``) runs only if
-        no core overflowed before it (the host's guard; one core guards its UPDATE itself) and
-        ``before_update()`` (the host's work on the gradients) returns True.  Returns whether
-        the step was skipped for an overflow."""
-        overflow = False
-        for k, phase in enumerate(phases):
-            if k == update_phase:
-                if not overflow and before_update is not None and not before_update():
-                    overflow = True
-                if overflow:
-                    continue
-            active = [(core, pc) for core, pc in enumerate(phase) if pc is not None]
-            for core, pc in active:
-                self.device.start(core, pc)
-            runs = [self.device.wait(core, timeout=self.timeout) for core, _ in active]
-            overflow |= any(self.device.read_csr(f"core[{core}].status")["overflow"] for core, _ in active)
-            if account:                         # evaluation is not part of the training figures
-                self.totals["cycles"] += max(c["busy_cycles"] for c in runs)   # the slowest core
-                for counters in runs:
-                    self._account(counters)
+        """Run a pass.  The UPDATE phase (of a multi-core program, or one compiled with
+        ``host_update``) runs only if no program before it reported overflow (the host's guard;
+        one core guards its UPDATE itself) and ``before_update()`` (the host's work on the
+        gradients) returns True.  Returns whether the step was skipped for an overflow."""
+        if update_phase is None:
+            return self._run_phases(phases, account)
+        overflow = self._run_phases(phases[:update_phase], account)
+        if not overflow and before_update is not None and not before_update():
+            overflow = True
+        if not overflow:
+            self._run_phases(phases[update_phase:], account)
+        return overflow
+
+    def _run_phases(self, phases, account: bool) -> bool:
+        """Run phases through the SoC's program queue (one wait for all of them), or one by one
+        from the host (start every core of a phase, wait for all) when not ``queued``.  Returns
+        whether a program reported overflow."""
+        if self.queued:
+            run = self.device.run_queued(phases, timeout=self.timeout)
+            cycles, overflow = run["cycles"], run["overflow"]
+            runs = [counters for core, counters in run.items() if isinstance(core, int)]
+        else:
+            cycles, overflow, runs = 0, False, []
+            for phase in phases:
+                counters = self.device.run_phase(phase, timeout=self.timeout)
+                overflow |= any(self.device.read_csr(f"core[{core}].status")["overflow"] for core in counters)
+                cycles += max(c["busy_cycles"] for c in counters.values())     # the slowest core
+                runs += counters.values()
+        if account:                             # evaluation is not part of the training figures
+            self.totals["cycles"] += cycles
+            for counters in runs:
+                self._account(counters)
         return overflow
 
     def _account(self, counters: dict) -> None:

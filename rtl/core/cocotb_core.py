@@ -78,6 +78,7 @@ async def core_jobs(dut):
     images = [arrays[f"image{k}"].astype(np.uint32) for k in range(int(arrays["n_images"]))]
     clk = start_clock(dut)
     dut.ctrl__start.value = 0
+    dut.ctrl__keep.value = 0
     dut.mem__req__ready.value = 0
     dut.mem__resp__valid.value = 0
     await reset(dut)

@@ -189,7 +189,9 @@ class Device:
         -------
         dict
             ``{core: counters}`` for the cores that ran: each the sum over the core's
-            programs of this run, and ``"overflow"``: some program reported overflow.
+            programs of this run; ``"overflow"``: some program reported overflow;
+            ``"cycles"``: SoC cycles (``global.cycles``) from the first entry to the queue
+            drained, the host's writes of the entries included.
 
         Raises
         ------
@@ -213,6 +215,7 @@ class Device:
         used = sorted({e[0] for e in entries if e is not None})
         deadline = time.monotonic() + timeout
         self.write_csr("queue.control", flush=1)
+        first_cycle = self.read_csr("global.cycles")["count"]
         depth = self.params.queue_depth
         for first in range(0, len(entries), depth):
             for entry in entries[first:first + depth]:
@@ -221,9 +224,11 @@ class Device:
                 else:
                     self.write_csr(f"core[{entry[0]}].enqueue", address=entry[1])
             self._drain_queue(deadline, timeout, used)
+        cycles = (self.read_csr("global.cycles")["count"] - first_cycle) & 0xFFFFFFFF
         self.write_csr("queue.irq", pending=1, enable=0)
         status = self.read_csr("queue.status")
-        return {"overflow": bool(status["overflow"])} | {k: self.counters(k) for k in used}
+        return ({"overflow": bool(status["overflow"]), "cycles": cycles} |
+                {k: self.counters(k) for k in used})
 
     def _drain_queue(self, deadline, timeout, used):
         while True:

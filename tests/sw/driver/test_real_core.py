@@ -31,13 +31,20 @@ def observe_errors(dev, D):
             dev.read_csr("core[0].status"))
 
 
-def forward_pass(dev, prog, image):
-    """Load the image, run every forward phase on the cores, return DRAM and the traffic."""
+def forward_pass(dev, prog, image, queued):
+    """Load the image, run every forward phase on the cores (through the program queue, or
+    phase by phase from the host); DRAM, the bytes written and each core's words read."""
     dev.write_mem(0, image)
     dev.clear_counters()
-    for phase in prog.forward_phases:
-        dev.run_phase(phase, timeout=300)
-    return dev.read_mem(0, len(image)), dev.dram_traffic()["bytes_written"]
+    if queued:
+        run = dev.run_queued(prog.forward_phases, timeout=300)
+        words = {core: run[core]["words_read"] for core in run if isinstance(core, int)}
+    else:
+        words = {}
+        for phase in prog.forward_phases:
+            for core, counters in dev.run_phase(phase, timeout=300).items():
+                words[core] = words.get(core, 0) + counters["words_read"]
+    return dev.read_mem(0, len(image)), dev.dram_traffic()["bytes_written"], words
 
 
 def compiled_mlp(core_params):
@@ -74,11 +81,15 @@ def test_real_core_sim_matches_golden():
                                     executor=golden_executor(core_params)))
     expected = observe_errors(golden, D)
     assert expected[1] == D.ErrorCode.BAD_OPCODE and expected[2] == WORDS - 32
-    expected_mem, _ = forward_pass(golden, prog, image)
+    expected_mem, _, expected_words = forward_pass(golden, prog, image, queued=False)
     assert not np.array_equal(expected_mem, image)          # the pass wrote something
+    assert len(prog.forward_phases) > 1 and sorted(expected_words) == [0, 1]
+    mem, _, words = forward_pass(golden, prog, image, queued=True)
+    assert np.array_equal(mem, expected_mem) and words == expected_words
     with Device(SimTransport(SoC, {"core": core_mod.TridentCore, "core_params": CORE, "cores": 2,
                                    "dram_words": WORDS}, simulator="verilator")) as sim:
         assert observe_errors(sim, D) == expected
-        mem, written = forward_pass(sim, prog, image)
-        assert np.array_equal(mem, expected_mem)
-        assert written > 0
+        for queued in (False, True):
+            mem, written, words = forward_pass(sim, prog, image, queued)
+            assert np.array_equal(mem, expected_mem)
+            assert written > 0 and words == expected_words
