@@ -5,9 +5,10 @@ The network is compiled once (:mod:`trident.golden.hw.compiler`) and its DRAM im
 then every training step is what the host does on a board (docs/numerics.md §7):
 
 1. write the batch's binary16 inputs into DRAM (DMA);
-2. run the forward program, phase by phase, on the device's cores;
+2. run the forward program on the device's cores (every phase through the SoC's program queue);
 3. read the logits, compute the loss and its scaled gradient ``G`` on the host, write ``G``;
-4. run the backward program (BP, WG, and the guarded SGD update, all on the device);
+4. run the backward program (BP, WG, and the guarded SGD update, all on the device; with the
+   UPDATE in a phase of its own, the host checks the queue's overflow flag before queueing it);
 5. read the counters.
 
 A batch smaller than the compiled one (the last of an epoch) is padded with zero inputs and

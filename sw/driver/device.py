@@ -58,8 +58,19 @@ class Device:
     regmap : MemoryMap
     """
 
-    #: Cycles the device may run between two status polls in :meth:`wait`.
+    #: Cycles the device may run between two status polls while the host waits (the first
+    #: poll; each later one doubles it up to :attr:`MAX_POLL_CYCLES`).  A transport that
+    #: sees the SoC's ``irq`` (the simulator) ends a pause as soon as the awaited core or
+    #: queue finishes, so long pauses cost no latency, only time-out granularity.
     POLL_CYCLES = 4096
+    MAX_POLL_CYCLES = 1 << 16
+
+    def _polls(self):
+        """Cycles of successive pauses while waiting."""
+        cycles = self.POLL_CYCLES
+        while True:
+            yield cycles
+            cycles = min(2 * cycles, self.MAX_POLL_CYCLES)
 
     def __init__(self, transport):
         self.transport = transport
@@ -143,6 +154,7 @@ class Device:
         self._check_core(core)
         p = f"core[{core}]"
         deadline = time.monotonic() + timeout
+        polls = self._polls()
         while True:
             status = self.read_csr(f"{p}.status")
             if status["done"] and not status["busy"]:
@@ -150,7 +162,7 @@ class Device:
             if time.monotonic() > deadline:
                 raise DeviceTimeout(f"core {core} not done after {timeout} s (transport "
                                     f"{self.transport.kind})\n{self.status_dump()}")
-            self.transport.pause(self.POLL_CYCLES)
+            self.transport.pause(next(polls))
         self.write_csr(f"{p}.irq", pending=1, enable=0)     # only what we wait for wakes us
         self._raise_if_failed(core)
         return self.counters(core)
@@ -218,6 +230,7 @@ class Device:
         first_cycle = self.read_csr("global.cycles")["count"]
         depth = self.params.queue_depth
         for first in range(0, len(entries), depth):
+            self.write_csr("queue.irq", pending=1, enable=1)    # wake on this chunk's end
             for entry in entries[first:first + depth]:
                 if entry is None:
                     self.write_csr("queue.control", barrier=1)
@@ -231,8 +244,8 @@ class Device:
                 {k: self.counters(k) for k in used})
 
     def _drain_queue(self, deadline, timeout, used):
+        polls = self._polls()
         while True:
-            self.write_csr("queue.irq", pending=1, enable=1)    # clear, then look
             status = self.read_csr("queue.status")
             if status["dropped"]:
                 raise DeviceError(f"the program queue dropped an entry (the driver wrote more "
@@ -251,7 +264,7 @@ class Device:
             if time.monotonic() > deadline:
                 raise DeviceTimeout(f"the program queue did not drain in {timeout} s "
                                     f"(transport {self.transport.kind})\n{self.status_dump()}")
-            self.transport.pause(self.POLL_CYCLES)
+            self.transport.pause(next(polls))
 
     # -- counters and diagnostics ------------------------------------------------------
     def counters(self, core):
