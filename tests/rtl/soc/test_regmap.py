@@ -69,6 +69,13 @@ def test_regmap_from_global_rebuilds_the_map():
     assert [(i.path, i.address) for i in rebuilt.walk()] == [(i.path, i.address) for i in mm.walk()]
     with pytest.raises(ConnectionError, match="no Trident SoC"):
         regmap_from_global(lambda a: 0xFFFFFFFF)
+    version = mm.locate("global.version").address
+    older = values | {version: mm.locate("global.version").register.pack(major=1, minor=0)}
+    with pytest.raises(ConnectionError, match="1.0 on the device has no program queue"):
+        regmap_from_global(older.__getitem__)
+    newer = values | {version: mm.locate("global.version").register.pack(major=2, minor=0)}
+    with pytest.raises(ConnectionError, match="version 2.0 on the device"):
+        regmap_from_global(newer.__getitem__)
 
 
 def test_json_matches_the_objects():
