@@ -53,8 +53,7 @@ def one_step(cores, model_name, steps, batch, simulator):
     for queued in (True, False):
         backend.load_state_dict(start)
         backend.queued = queued
-        backend.totals = dict.fromkeys(backend.totals, 0)
-        backend.engine_busy = {}
+        backend.reset_figures()
         calls.clear()
         t = time.perf_counter()
         backend.train_step(x, y)

@@ -126,6 +126,10 @@ class DeviceBackend:
         self.queued = queued
         self.device.write_mem(0, self.program.memory)
         self.overflow_steps = 0
+        self.reset_figures()
+
+    def reset_figures(self) -> None:
+        """Start the figures of :meth:`device_report` (steps, cycles, traffic) from zero."""
         self.totals = {"steps": 0, "cycles": 0, "core_cycles": 0, "dram_bytes_read": 0, "dram_bytes_written": 0}
         self.engine_busy: dict[str, int] = {}
 
@@ -156,8 +160,7 @@ class DeviceBackend:
         whether a program reported overflow."""
         if self.queued:
             run = self.device.run_queued(phases, timeout=self.timeout)
-            cycles, overflow = run["cycles"], run["overflow"]
-            runs = [counters for core, counters in run.items() if isinstance(core, int)]
+            cycles, overflow, runs = run.cycles, run.overflow, list(run.counters.values())
         else:
             cycles, overflow, runs = 0, False, []
             for phase in phases:

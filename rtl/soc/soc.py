@@ -132,6 +132,10 @@ class SoC(wiring.Component):
         m.submodules.csr = bank = CSRBank(self.memory_map)
         field = bank.field
 
+        def command(path):                  # a W field written with 1
+            port = field(path)
+            return port.w_stb & port.w_data[0]
+
         # Host side: the host port and the UART bridge share the host bridge.
         m.submodules.bridge = bridge = HostBridge(bank.addr_width, self.addr_width)
         wiring.connect(m, bridge.csr, bank.bus)
@@ -157,8 +161,7 @@ class SoC(wiring.Component):
             wiring.connect(m, dram.axi, wiring.flipped(self.axi))
             m.d.comb += field("dram.status.error").r_data.eq(dram.error)
 
-        clear = field("global.control.clear_counters")
-        clearing = clear.w_stb & clear.w_data[0]
+        clearing = command("global.control.clear_counters")
 
         def run_counter(port, increment, clear):
             value = port.r_data
@@ -179,13 +182,11 @@ class SoC(wiring.Component):
         # The program queue: entries from core[i].enqueue and queue.control.barrier (the CSR
         # bus writes one register per cycle, so at most one of them pushes).
         m.submodules.queue = queue = ProgramQueue(n, self.addr_width, self.params.queue_depth)
-        barrier = field("queue.control.barrier")
+        barrier = command("queue.control.barrier")
         enqueues = [field(f"core[{i}].enqueue.address") for i in range(n)]
-        m.d.comb += [queue.push.valid.eq((barrier.w_stb & barrier.w_data[0]) |
-                                         Cat(e.w_stb for e in enqueues).any()),
-                     queue.push.payload.barrier.eq(barrier.w_stb),
-                     queue.flush.eq(field("queue.control.flush").w_stb &
-                                    field("queue.control.flush").w_data[0])]
+        m.d.comb += [queue.push.valid.eq(barrier | Cat(e.w_stb for e in enqueues).any()),
+                     queue.push.payload.barrier.eq(barrier),
+                     queue.flush.eq(command("queue.control.flush"))]
         for i, e in enumerate(enqueues):
             with m.If(e.w_stb):
                 m.d.comb += [queue.push.payload.core.eq(i), queue.push.payload.address.eq(e.w_data)]
@@ -207,10 +208,9 @@ class SoC(wiring.Component):
             mem, ctrl = getattr(core, self.mem_name), getattr(core, self.ctrl_name)
             wiring.connect(m, mem, xbar.initiators[i])
             p = f"core[{i}]"
-            start = field(f"{p}.control.start")
             queued = queue.start[i]             # the queue wins over a start by hand
             m.d.comb += [
-                ctrl.start.eq((start.w_stb & start.w_data[0]) | queued),
+                ctrl.start.eq(command(f"{p}.control.start") | queued),
                 ctrl.program.eq(Mux(queued, queue.program, field(f"{p}.program.address").data)),
                 ctrl.keep.eq(queue.keep[i]),
                 queue.busy[i].eq(ctrl.busy), queue.done[i].eq(ctrl.done),

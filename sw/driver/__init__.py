@@ -4,7 +4,7 @@ with the SoC's registers and memory semantics), ``sim`` (the SoC RTL in a simula
 
 Members
 -------
-Device, DeviceError, DeviceTimeout, CoreError
+Device, QueuedRun, DeviceError, DeviceTimeout, CoreError
     :mod:`.device`.
 Transport, SerialTransport
     :mod:`.transport`.
@@ -14,9 +14,9 @@ SimTransport, SimUartStream, SimulatorError
     :mod:`.sim` (imported on use: it needs the simulator toolchain).
 """
 
-from .device import CoreError, Device, DeviceError, DeviceTimeout
+from .device import CoreError, Device, DeviceError, DeviceTimeout, QueuedRun
 from .golden import GoldenTransport, golden_executor
 from .transport import SerialTransport, Transport
 
-__all__ = ["Device", "DeviceError", "DeviceTimeout", "CoreError", "Transport",
+__all__ = ["Device", "QueuedRun", "DeviceError", "DeviceTimeout", "CoreError", "Transport",
            "SerialTransport", "GoldenTransport", "golden_executor"]

@@ -6,12 +6,13 @@ same objects the RTL's CSR bank was generated from.
 """
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from trident.rtl.soc.regmap import CORE_COUNTERS, SOC_COUNTERS, regmap_from_global
 
-__all__ = ["Device", "DeviceError", "DeviceTimeout", "CoreError"]
+__all__ = ["Device", "QueuedRun", "DeviceError", "DeviceTimeout", "CoreError"]
 
 
 def _error_name(code):
@@ -42,6 +43,26 @@ class CoreError(DeviceError):
     def __init__(self, message, core, code, pc):
         super().__init__(message)
         self.core, self.code, self.pc = core, code, pc
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """What :meth:`Device.run_queued` reports.
+
+    Attributes
+    ----------
+    counters : dict
+        ``{core: {name: value}}`` for the cores that ran: each the sum over the core's
+        programs of the run.
+    overflow : bool
+        Some program reported overflow.
+    cycles : int
+        SoC cycles (``global.cycles``) from the first entry to the drained queue, the host's
+        writes of the entries included.
+    """
+    counters: dict
+    overflow: bool
+    cycles: int
 
 
 class Device:
@@ -153,19 +174,24 @@ class Device:
         """
         self._check_core(core)
         p = f"core[{core}]"
-        deadline = time.monotonic() + timeout
-        polls = self._polls()
-        while True:
-            status = self.read_csr(f"{p}.status")
-            if status["done"] and not status["busy"]:
-                break
-            if time.monotonic() > deadline:
-                raise DeviceTimeout(f"core {core} not done after {timeout} s (transport "
-                                    f"{self.transport.kind})\n{self.status_dump()}")
-            self.transport.pause(next(polls))
+        self._poll(f"{p}.status", lambda s: s["done"] and not s["busy"],
+                   time.monotonic() + timeout, f"core {core} not done after {timeout} s")
         self.write_csr(f"{p}.irq", pending=1, enable=0)     # only what we wait for wakes us
         self._raise_if_failed(core)
         return self.counters(core)
+
+    def _poll(self, path, finished, deadline, late):
+        """Read register ``path`` until ``finished(fields)``, letting the device run between
+        reads; its fields.  After ``deadline`` raise DeviceTimeout (``late``, the status dump)."""
+        polls = self._polls()
+        while True:
+            status = self.read_csr(path)
+            if finished(status):
+                return status
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(f"{late} (transport {self.transport.kind})\n"
+                                    f"{self.status_dump()}")
+            self.transport.pause(next(polls))
 
     def _raise_if_failed(self, core):
         code = self.read_csr(f"core[{core}].error")["code"]
@@ -199,11 +225,7 @@ class Device:
 
         Returns
         -------
-        dict
-            ``{core: counters}`` for the cores that ran: each the sum over the core's
-            programs of this run; ``"overflow"``: some program reported overflow;
-            ``"cycles"``: SoC cycles (``global.cycles``) from the first entry to the queue
-            drained, the host's writes of the entries included.
+        QueuedRun
 
         Raises
         ------
@@ -239,32 +261,24 @@ class Device:
             self._drain_queue(deadline, timeout, used)
         cycles = (self.read_csr("global.cycles")["count"] - first_cycle) & 0xFFFFFFFF
         self.write_csr("queue.irq", pending=1, enable=0)
-        status = self.read_csr("queue.status")
-        return ({"overflow": bool(status["overflow"]), "cycles": cycles} |
-                {k: self.counters(k) for k in used})
+        return QueuedRun(counters={k: self.counters(k) for k in used}, cycles=cycles,
+                         overflow=bool(self.read_csr("queue.status")["overflow"]))
 
     def _drain_queue(self, deadline, timeout, used):
-        polls = self._polls()
-        while True:
-            status = self.read_csr("queue.status")
-            if status["dropped"]:
-                raise DeviceError(f"the program queue dropped an entry (the driver wrote more "
-                                  f"than its {self.params.queue_depth} entries)\n"
+        status = self._poll("queue.status", lambda s: s["idle"] or s["halted"] or s["dropped"],
+                            deadline, f"the program queue did not drain in {timeout} s")
+        if status["dropped"]:
+            raise DeviceError(f"the program queue dropped an entry (the driver wrote more "
+                              f"than its {self.params.queue_depth} entries)\n"
+                              f"{self.status_dump()}")
+        if status["halted"]:
+            try:
+                for core in used:
+                    self._raise_if_failed(core)
+                raise DeviceError(f"the program queue halted but no core reports an error\n"
                                   f"{self.status_dump()}")
-            if status["halted"]:
-                try:
-                    for core in used:
-                        self._raise_if_failed(core)
-                    raise DeviceError(f"the program queue halted but no core reports an "
-                                      f"error\n{self.status_dump()}")
-                finally:
-                    self.write_csr("queue.control", flush=1)
-            if status["idle"]:
-                return
-            if time.monotonic() > deadline:
-                raise DeviceTimeout(f"the program queue did not drain in {timeout} s "
-                                    f"(transport {self.transport.kind})\n{self.status_dump()}")
-            self.transport.pause(next(polls))
+            finally:
+                self.write_csr("queue.control", flush=1)
 
     # -- counters and diagnostics ------------------------------------------------------
     def counters(self, core):

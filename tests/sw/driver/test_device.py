@@ -70,11 +70,12 @@ def exercise_queue(dev):
     run = dev.run_queued([[0x40, 0x44], [0x48, 0x4C], [0x50]])
     assert np.array_equal(dev.read_mem(0x150, 8), data + np.uint32(2 + 3 + 5))
     assert np.array_equal(dev.read_mem(0x140, 8), data + np.uint32(1 + 4))
-    assert run["overflow"] is False and sorted(k for k in run if isinstance(k, int)) == [0, 1]
+    counters = run.counters
+    assert run.overflow is False and sorted(counters) == [0, 1]
     if dev.transport.kind != "golden":          # the golden model counts no cycles
-        assert run["cycles"] > run[0]["busy_cycles"] >= 3 * 8 * 3
-    assert run[0]["fp_ops"] == 24 and run[1]["fp_ops"] == 16
-    assert run[0]["dram_bytes_read"] == 3 * (16 + 32) and run[1]["dram_bytes_written"] == 2 * 32
+        assert run.cycles > counters[0]["busy_cycles"] >= 3 * 8 * 3
+    assert counters[0]["fp_ops"] == 24 and counters[1]["fp_ops"] == 16
+    assert counters[0]["dram_bytes_read"] == 3 * (16 + 32) and counters[1]["dram_bytes_written"] == 2 * 32
     assert dev.read_csr("queue.status")["idle"] == 1
     dev.write_mem(0x60, [0, 0, BAD | 1, 0])
     with pytest.raises(CoreError, match="core 1 stopped with error 0x11") as err:
@@ -85,7 +86,7 @@ def exercise_queue(dev):
                                             "dropped": 0, "level": 0}     # flushed
     with pytest.raises(IndexError, match="outside the device's 1024 words"):
         dev.run_queued([[0x40, 4096]])
-    return dev.read_mem(0x100, 0x60), {k: v for k, v in run[0].items() if "busy" not in k}
+    return dev.read_mem(0x100, 0x60), {k: v for k, v in counters[0].items() if "busy" not in k}
 
 
 def test_golden_transport(rng):

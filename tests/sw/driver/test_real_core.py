@@ -38,7 +38,7 @@ def forward_pass(dev, prog, image, queued):
     dev.clear_counters()
     if queued:
         run = dev.run_queued(prog.forward_phases, timeout=300)
-        words = {core: run[core]["words_read"] for core in run if isinstance(core, int)}
+        words = {core: counters["words_read"] for core, counters in run.counters.items()}
     else:
         words = {}
         for phase in prog.forward_phases:
