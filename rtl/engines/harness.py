@@ -51,7 +51,8 @@ def random_weights(rng, out_n, in_n, kind="normal"):
         ``normal`` N(0, 1/√I); ``subnormal`` mostly subnormal magnitudes (sums stay in or
         near the subnormal range); ``wide`` magnitudes spread over 2^-24 .. 2^15 (sums
         overflow to ±inf); ``specials`` normal values with ±0, subnormals, ±inf and NaNs
-        (any payload, either sign) mixed in at rates that leave most currents finite.
+        (any payload, either sign) mixed in at rates that leave most currents finite, with
+        at least one NaN and one ±inf.
     """
     shape = (out_n, in_n)
     if kind == "normal":
@@ -77,6 +78,12 @@ def random_weights(rng, out_n, in_n, kind="normal"):
         w = np.where((u >= 0.15) & (u < 0.15 + rate / 2), 0x7C00 | sign, w)     # ±inf
         nan = rng.integers(1, 0x400, shape) | 0x7C00 | sign
         w = np.where((u >= 0.15 + rate / 2) & (u < 0.15 + rate), nan, w)         # NaN
+        # at these rates a small layer draws no NaN or no inf now and then, and a suite
+        # built on it would miss a class: always plant one of each
+        if w.size >= 2:
+            at_nan, at_inf = rng.choice(w.size, 2, replace=False)
+            w.flat[at_nan] = nan.flat[at_nan]
+            w.flat[at_inf] = 0x7C00 | sign.flat[at_inf]
         return _half(w)
     raise ValueError(f"unknown weight kind {kind!r}")
 
