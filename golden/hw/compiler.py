@@ -415,14 +415,15 @@ def _ceil(a: int, b: int) -> int:
 class _Builder:
     """Plans the phases of both passes, lays out DRAM and emits the descriptors of one network.
 
-    A work item is ``(opcode, layer index, *tile)``: ``(lo, count)`` for FP, BPN and BP,
+    A work item is ``(opcode, layer index, *tile)``: ``(lo, count)`` for FP, BPN, BP and BPWG,
     ``(outputs, inputs)`` tiles for WG, ``(word offset, length)`` for UPDATE.
     """
 
     def __init__(self, net, batch: int, core: D.CoreParams, steps: int, direct_input: bool, max_tile, base,
-                 cores: int, host_update: bool = False):
+                 cores: int, host_update: bool = False, fuse: bool = True):
         self.net, self.batch, self.core, self.steps, self.max_tile = net, batch, core, steps, max_tile
         self.cores = cores
+        self.fuse = fuse
         self.host_update = host_update or cores > 1
         self.layers = _layers(net)
         for L in self.layers:
@@ -504,6 +505,28 @@ class _Builder:
                       L.in_total * f["kk"] * f["out_plane"])
         return outs, ins
 
+    def bpwg_split(self, L) -> _Split | None:
+        """BP and WG of input tiles over all outputs (one ``BPWG`` per tile), or None when the
+        layer's WG cannot take all its outputs in one tile (more groups than the accumulators'
+        ``wg_groups``, or not even one granule of inputs fits): then BP and WG run apart."""
+        c, f = self.core, L.fields()
+        bp = self.bp_split(L)
+        groups = _ceil(L.out_total, c.lanes)
+        gran = math.lcm(bp.granule, _granule(2, f["kk"]), _granule(2 if L.analog else 32, f["in_plane"]))
+        split = _Split("inputs", L.in_total, gran, lambda n: (
+            bp.fits(n) and n * f["in_plane"] <= c.max_inputs and groups * n * f["kk"] <= c.acc_depth),
+            2 * L.out_total * f["kk"] * f["out_plane"])
+        if groups > c.wg_groups or not split.fits(min(gran, L.in_total)):
+            return None
+        return split
+
+    def _bp_and_wg(self, i) -> list[tuple]:
+        """The jobs of layer ``i``'s BP and WG: one fused ``BPWG`` where it fits."""
+        O = D.Opcode
+        if self.fuse and self.bpwg_split(self.layers[i]) is not None:
+            return [(O.BPWG, i)]
+        return [(O.WG, i), (O.BP, i)]
+
     # ---- phases ---------------------------------------------------------------------
     def _shares(self, split: _Split, load: list) -> list[tuple[int, int]]:
         """Per core a contiguous range ``[lo, hi)`` of the split (possibly empty): granules go one
@@ -529,7 +552,8 @@ class _Builder:
             if op == D.Opcode.WG:
                 split, ins = self.wg_split(L)
             else:
-                split = {D.Opcode.FP: self.fp_split, D.Opcode.BP: self.bp_split, D.Opcode.BPN: self.bpn_split}[op](L)
+                split = {D.Opcode.FP: self.fp_split, D.Opcode.BP: self.bp_split, D.Opcode.BPN: self.bpn_split,
+                         D.Opcode.BPWG: self.bpwg_split}[op](L)
             for k, (lo, hi) in enumerate(self._shares(split, load)):
                 tiles = _tiles(L, split, lo, hi, self.max_tile) if hi > lo else []
                 if op == D.Opcode.WG:
@@ -553,12 +577,13 @@ class _Builder:
         Forward: one phase per layer.  Backward: the readout's WG and BP; per body layer top-down
         its BPN, then its WG and BP (BPN needs the δS that BP of the layer above wrote, BP needs
         δI); last the UPDATEs (after every BP read its weights and every WG wrote its gradient).
+        A layer's WG and BP are one ``BPWG`` per input tile where the WG fits (``fuse``).
         With one core the phases of a pass are one program: the core runs them in order."""
         O, n = D.Opcode, len(self.layers)
         forward = [self._phase([(O.FP, i)]) for i in range(n)]
-        backward = [self._phase([(O.WG, n - 1), (O.BP, n - 1)])]
+        backward = [self._phase(self._bp_and_wg(n - 1) if n > 1 else [(O.WG, 0)])]
         for i in range(n - 2, -1, -1):
-            backward += [self._phase([(O.BPN, i)]), self._phase([(O.WG, i)] + ([(O.BP, i)] if i else []))]
+            backward += [self._phase([(O.BPN, i)]), self._phase(self._bp_and_wg(i) if i else [(O.WG, 0)])]
         backward.append(self._update_phase())
         if self.cores == 1:
             forward = [[sum((p[0] for p in forward), [])]]
@@ -621,6 +646,15 @@ class _Builder:
                           **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]), **self._delta(i).slot("b"),
                           **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"]))
 
+    def bpwg(self, i, tile):
+        L, (lo, n) = self.layers[i], tile
+        f = L.fields()
+        return self._desc(L, D.Opcode.BPWG, out_cnt=L.out_total, in_lo=lo, in_cnt=n, analog=int(L.analog),
+                          **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]), **self._delta(i).slot("b"),
+                          **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"]),
+                          **self.grads[i].slot("d", lo * f["kk"], n * f["kk"]),
+                          **self._input_of(i).slot("e", lo * f["in_plane"], n * f["in_plane"]))
+
     def update(self, i, offset, length):
         """UPDATE of ``length`` words of layer ``i``'s weights from word ``offset``; ``guard`` only
         when the WGs run in the same program (one core; otherwise the host guards)."""
@@ -637,7 +671,7 @@ class _Builder:
     def programs(self) -> dict:
         """Every program (its descriptors, END last) by address."""
         emit = {D.Opcode.FP: self.fp, D.Opcode.BPN: self.bpn, D.Opcode.WG: self.wg, D.Opcode.BP: self.bp,
-                D.Opcode.UPDATE: self.update}
+                D.Opcode.BPWG: self.bpwg, D.Opcode.UPDATE: self.update}
         return {pc: [emit[op](i, *tile) for op, i, *tile in items] + [D.Descriptor(op=D.Opcode.END)]
                 for pc, items in self.work.items()}
 
@@ -658,7 +692,7 @@ class _Builder:
 
 def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8,
             direct_input: bool = False, max_tile: int | None = None, base: int = 0, cores: int = 1,
-            host_update: bool = False) -> Program:
+            host_update: bool = False, fuse: bool = True) -> Program:
     """Compile ``net`` for a batch of ``batch`` samples of ``steps`` time steps on ``cores`` cores.
 
     Parameters
@@ -685,6 +719,10 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
         Put the UPDATEs in a phase of their own also with one core (``update_phase`` set), so
         that the host can act on the gradients before they are applied (FedProx's proximal
         term) and guards the update itself.
+    fuse : bool
+        Run a layer's BP and WG as one ``BPWG`` per input tile (one read of ``δI`` for both,
+        the two engines concurrently) wherever its WG takes all the layer's outputs in one
+        tile; False keeps them apart (``BP`` and ``WG`` descriptors).
 
     Returns
     -------
@@ -697,7 +735,7 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
                            f"N ≤ {core.max_batch}")
     if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
         raise CompileError(f"cores = {cores!r}: give the number of cores of the device, an int ≥ 1")
-    b = _Builder(net, batch, core, steps, direct_input, max_tile, base, cores, host_update)
+    b = _Builder(net, batch, core, steps, direct_input, max_tile, base, cores, host_update, fuse)
     programs = b.programs()
     return Program(memory=b.image(programs), base=base, core=core, steps=steps, batch=batch, cores=cores,
                    forward_phases=b.phases["forward"], backward_phases=b.phases["backward"],

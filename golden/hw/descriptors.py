@@ -19,8 +19,8 @@ Field : NamedTuple
 FIELDS : tuple of Field
     The field table, in word order.
 SLOTS : tuple of str
-    The four tensor operands ``a``, ``b``, ``c``, ``d`` (``<slot>_addr``, ``_pitch``,
-    ``_words``, ``_tstride``); docs/descriptors.md §3 gives each opcode's roles.
+    The five tensor operands ``a`` … ``e`` (``<slot>_addr``, ``_pitch``, ``_words``,
+    ``_tstride``); docs/descriptors.md §3 gives each opcode's roles (only ``BPWG`` uses ``e``).
 Descriptor
     A mutable record with one ``int`` attribute per field (unset fields are 0).
 CoreParams
@@ -64,13 +64,14 @@ HALVES_PER_WORD = 2
 
 
 class Opcode(IntEnum):
-    """What a descriptor does (``op``, 4 bits; 6–15 are invalid: ``BAD_OPCODE``)."""
+    """What a descriptor does (``op``, 4 bits; 7–15 are invalid: ``BAD_OPCODE``)."""
     END = 0        # stop: done, no error
     FP = 1         # forward: currents → neuron unit → H, spikes (max-pooled) | readout logits
     BP = 2         # transposed product for a tile of the layer's inputs: δS of the layer below
     BPN = 3        # neuron BP for a tile of a layer's outputs: max-pool routing, δU recursion → δI
     WG = 4         # weight gradient of a tile (outputs × inputs), exact accumulator → binary16
     UPDATE = 5     # SGD (+ momentum) over a range of words of weights
+    BPWG = 6       # BP and WG of an input tile (all outputs) on one read of δI, run concurrently
 
 
 class LayerType(IntEnum):
@@ -148,7 +149,7 @@ class Field(NamedTuple):
     doc: str
 
 
-SLOTS = ("a", "b", "c", "d")
+SLOTS = ("a", "b", "c", "d", "e")
 
 
 def _slot_fields(first_word: int) -> list[Field]:
@@ -296,10 +297,14 @@ def _used_slots(d) -> dict:
         if d.layer != LayerType.READOUT:
             used["d"] = ("spikes", True, *pooled)
         return used
-    if op == Opcode.BP:
-        return {"a": ("weights", False, d.in_lo * d.kk, d.in_cnt * d.kk, row_w),
+    if op in (Opcode.BP, Opcode.BPWG):
+        used = {"a": ("weights", False, d.in_lo * d.kk, d.in_cnt * d.kk, row_w),
                 "b": ("half", False, 0, d.out_total * d.out_plane, d.out_total * d.out_plane),
                 "c": ("half", True, d.in_lo * d.in_plane, d.in_cnt * d.in_plane, d.in_total * d.in_plane)}
+        if op == Opcode.BPWG:       # WG's gradient tile and input (its δI is slot b)
+            used["d"] = ("weights", True, d.in_lo * d.kk, d.in_cnt * d.kk, row_w)
+            used["e"] = (x, False, d.in_lo * d.in_plane, d.in_cnt * d.in_plane, d.in_total * d.in_plane)
+        return used
     if op == Opcode.BPN:
         return {"b": ("half", False, *pooled), "c": ("half", False, *outs), "d": ("half", True, *outs)}
     if op == Opcode.WG:
@@ -327,7 +332,7 @@ def slot_rows(desc, slot: str) -> tuple[int, bool]:
         raise ValueError(f"opcode {d.op} does not use slot {slot!r} as a row operand")
     kind, output = used[slot][:2]
     if kind == "weights":
-        return (d.out_total if d.op == Opcode.BP else d.out_cnt), True
+        return (d.out_total if d.op in (Opcode.BP, Opcode.BPWG) else d.out_cnt), True
     if output:
         return d.batch, d.layer == LayerType.READOUT
     return d.batch, getattr(d, f"{slot}_tstride") == 0
@@ -352,12 +357,14 @@ def _check_consistent(d) -> bool:
         return False
     if d.op in (Opcode.FP, Opcode.BPN) and (d.in_lo != 0 or d.in_cnt != d.in_total):
         return False
-    if d.op == Opcode.BP and (d.out_lo != 0 or d.out_cnt != d.out_total):
+    if d.op in (Opcode.BP, Opcode.BPWG) and (d.out_lo != 0 or d.out_cnt != d.out_total):
         return False
     if d.out_lo + d.out_cnt > d.out_total or d.in_lo + d.in_cnt > d.in_total:
         return False
-    if d.op == Opcode.BP and d.layer == LayerType.READOUT and d.b_tstride != 0:
+    if d.op in (Opcode.BP, Opcode.BPWG) and d.layer == LayerType.READOUT and d.b_tstride != 0:
         return False                     # the readout's δ is per sample: BP runs once per sample
+    if d.op in (Opcode.BP, Opcode.BPWG) and d.layer != LayerType.READOUT and d.steps > 1 and d.b_tstride == 0:
+        return False                     # a body layer's δI has a row per step (BPN writes it so)
     for s, (kind, _, _, count, full) in _used_slots(d).items():
         pitch, words, tstride = (getattr(d, f"{s}_{k}") for k in ("pitch", "words", "tstride"))
         spikes = kind == "spikes"
@@ -425,7 +432,7 @@ def validate(desc, core: CoreParams) -> ErrorCode:
     if neuron_op and d.surrogate not in tuple(SurrogateType):
         return ErrorCode.BAD_SURROGATE
     if (d.layer == LayerType.CONV and not core.conv) or (
-            d.analog and op in (Opcode.FP, Opcode.WG) and not core.mac):
+            d.analog and op in (Opcode.FP, Opcode.WG, Opcode.BPWG) and not core.mac):
         return ErrorCode.UNSUPPORTED
     sizes = (d.steps, d.batch, d.out_cnt, d.in_cnt, d.out_total, d.in_total, d.kernel, d.stride, d.pool,
              d.in_h, d.in_w, d.out_h, d.out_w, d.kk, d.in_plane, d.out_plane)
@@ -443,6 +450,9 @@ def validate(desc, core: CoreParams) -> ErrorCode:
     elif op == Opcode.BP:
         weights, state, inputs = _ceil(d.in_cnt, lanes) * d.out_total * d.kk, d.in_cnt * d.in_plane, \
             d.out_total * d.out_plane
+    elif op == Opcode.BPWG:     # the event lists of BP (a δ row) and WG (an input tile row)
+        weights, state, inputs = _ceil(d.in_cnt, lanes) * d.out_total * d.kk, d.in_cnt * d.in_plane, \
+            max(d.out_total * d.out_plane, d.in_cnt * d.in_plane)
     elif op == Opcode.BPN:
         weights, state, inputs = 0, d.out_cnt * d.out_plane, 0
     else:
@@ -453,7 +463,7 @@ def validate(desc, core: CoreParams) -> ErrorCode:
         return ErrorCode.STATE_CAPACITY
     if inputs > core.max_inputs:
         return ErrorCode.INPUT_CAPACITY
-    if op == Opcode.WG and (_ceil(d.out_cnt, lanes) * d.in_cnt * d.kk > core.acc_depth
+    if op in (Opcode.WG, Opcode.BPWG) and (_ceil(d.out_cnt, lanes) * d.in_cnt * d.kk > core.acc_depth
                             or _ceil(d.out_cnt, lanes) > core.wg_groups):
         return ErrorCode.ACC_CAPACITY
     if not _in_dram(d, core.dram_words):

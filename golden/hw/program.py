@@ -227,10 +227,13 @@ class _Machine:
         self.write("d", s.reshape(d.steps, d.batch, -1))
 
     def bp(self):
-        d = self.d
         regs, _ = self.params(False)
+        self._bp(regs, self.read("b", "half", self.d.out_total * self.d.out_plane))
+
+    def _bp(self, regs: dict, delta: torch.Tensor) -> None:
+        """The transposed product of the ``δI`` rows ``delta`` (slot b) → ``δS`` (slot c)."""
+        d = self.d
         w = self._weights(d.in_cnt, d.out_total)
-        delta = self.read("b", "half", d.out_total * d.out_plane)
         if d.layer == D.LayerType.READOUT:
             self.write("c", B.fc_backward(w, F.mul(delta, _const(regs["inv_T"]).expand_as(delta))))
             return
@@ -254,13 +257,28 @@ class _Machine:
         self.write("d", N.neuron_backward(neuron, h, s, ds).di)
 
     def wg(self):
+        regs, _ = self.params(False)
+        x = self.read("b", "half" if self.d.analog else "spikes", self.d.in_cnt * self.d.in_plane)
+        self._wg(regs, x, "b", self.read("c", "half", self.d.out_cnt * self.d.out_plane), "c", "a")
+
+    def bpwg(self):
+        """BP and WG of an input tile over all outputs: ``δI`` (slot b) is read once for both."""
         d = self.d
         regs, _ = self.params(False)
-        x = self._steps(self.read("b", "half" if d.analog else "spikes", d.in_cnt * d.in_plane), "b")
-        delta = self.read("c", "half", d.out_cnt * d.out_plane)
+        delta = self.read("b", "half", d.out_total * d.out_plane)
+        x = self.read("e", "half" if d.analog else "spikes", d.in_cnt * d.in_plane)
+        self._bp(regs, delta)
+        self._wg(regs, x, "e", delta, "b", "d")
+
+    def _wg(self, regs: dict, x: torch.Tensor, x_slot: str, delta: torch.Tensor, delta_slot: str,
+            grad_slot: str) -> None:
+        """The gradient tile of inputs ``x`` and ``δI`` rows ``delta`` (read from the slots
+        named) → ``grad_slot``; a non-finite gradient sets ``overflow``."""
+        d = self.d
+        x = self._steps(x, x_slot)
         if d.layer == D.LayerType.READOUT:
             delta = F.mul(delta, _const(regs["inv_T"]).expand_as(delta))
-        delta = self._steps(delta, "c")
+        delta = self._steps(delta, delta_slot)
         rows_x = self._maps(x, d.in_cnt, d.in_h, d.in_w)
         rows_d = self._maps(delta, d.out_cnt, d.out_h, d.out_w)
         if d.layer == D.LayerType.CONV:
@@ -268,7 +286,7 @@ class _Machine:
         else:
             g = G.fc_weight_grad(rows_d, rows_x).to_fp16()
         self.overflow |= not bool(torch.isfinite(g).all())
-        self.write("a", g.reshape(d.out_cnt, -1))
+        self.write(grad_slot, g.reshape(d.out_cnt, -1))
 
     def _halves(self, addr: int) -> torch.Tensor:
         self._touch("read", np.arange(addr, addr + self.d.length))
@@ -320,7 +338,7 @@ def run(memory: np.ndarray, pc: int, core: D.CoreParams, max_descriptors: int = 
 def _execute(m: _Machine, pc: int, max_descriptors: int = 1 << 20) -> Status:
     status = Status()
     ops = {D.Opcode.FP: m.fp, D.Opcode.BP: m.bp, D.Opcode.BPN: m.bpn, D.Opcode.WG: m.wg,
-           D.Opcode.UPDATE: m.update}
+           D.Opcode.BPWG: m.bpwg, D.Opcode.UPDATE: m.update}
     memory = m.mem
     for _ in range(max_descriptors):
         if pc < 0 or pc + D.DESC_WORDS > m.core.dram_words:

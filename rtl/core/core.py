@@ -15,7 +15,7 @@ from ..engines.update import UpdateUnit
 from ..neuron import NeuronRegisters, NeuronUnit, SurrogateKind
 from .dma import DMA
 from .glue import (BPWeightLoader, FPWeightLoader, GradScatter, HalfScaler, LaneGather,
-                   LaneSplit, RowReplay)
+                   LaneSplit, RowReplay, StreamFork)
 from .pipes import BackwardPipe, ForwardPipe, neuron_tag_width
 from .ports import WORD_BITS, ControlSignature, MemoryPortSignature
 
@@ -176,6 +176,12 @@ class TridentCore(wiring.Component):
             Opcode.WG: {"a": (1, W, 1, d.in_lo, d.in_cnt, d.in_total),
                         "b": (1, x_kind, 0, d.in_lo, d.in_cnt, d.in_total),
                         "c": (1, H, 0, d.out_lo, d.out_cnt, d.out_total)},
+            # BP's slots, then WG's gradient tile (d) and input (e); its δI is slot b
+            Opcode.BPWG: {"a": (1, W, 0, d.in_lo, d.in_cnt, d.in_total),
+                          "b": (1, H, 0, 0, d.out_total, d.out_total),
+                          "c": (1, H, 1, d.in_lo, d.in_cnt, d.in_total),
+                          "d": (1, W, 1, d.in_lo, d.in_cnt, d.in_total),
+                          "e": (1, x_kind, 0, d.in_lo, d.in_cnt, d.in_total)},
         }
 
         def row_words(count, kind):
@@ -189,7 +195,7 @@ class TridentCore(wiring.Component):
                 kind = Signal(2, name=f"kind_{o.name}_{s}")
                 m.d.comb += kind.eq(table[o][s][1])
                 weights = kind == W
-                rows = d.out_total if o == Opcode.BP else d.out_cnt
+                rows = d.out_total if o in (Opcode.BP, Opcode.BPWG) else d.out_cnt
                 per_sample = weights | (readout if output else tstride == 0)
                 bad = (words != row_words(count, kind))
                 bad |= weights & (rows > 1) & (pitch < row_words(full, H))
@@ -197,8 +203,9 @@ class TridentCore(wiring.Component):
                 bad |= ~weights & per_sample & (tstride != 0)
                 bad |= (~weights & ~per_sample & (d.steps > 1)
                         & (tstride < prod[f"{s}_np"]))
-                # slot a is the weight slot of every opcode that uses it
-                span = addr + prod["a_wspan" if s == "a" else f"{s}_span"] + words
+                # slot a is the weight slot of every opcode that uses it, and d of BPWG
+                wspan = {"a": "a_wspan", "d": "d_wspan" if o == Opcode.BPWG else "d_span"}
+                span = addr + prod[wspan.get(s, f"{s}_span")] + words
                 span = span + Mux(per_sample, 0, prod[f"{s}_tspan"])
                 unit = Mux(kind == S, 31, 1)
                 end = lo + count
@@ -214,9 +221,12 @@ class TridentCore(wiring.Component):
                 d.kk, d.in_plane, d.out_plane, d.pool_plane)
         geometry_bad = Cat(*[f != 1 for f in flat]).any() | (d.padding != 0)
         tiles_bad = ((is_op[Opcode.FP] | is_op[Opcode.BPN]) & ((d.in_lo != 0) | (d.in_cnt != d.in_total)))
-        tiles_bad |= is_op[Opcode.BP] & ((d.out_lo != 0) | (d.out_cnt != d.out_total))
+        bp_op = is_op[Opcode.BP] | is_op[Opcode.BPWG]
+        wg_op = is_op[Opcode.WG] | is_op[Opcode.BPWG]
+        tiles_bad |= bp_op & ((d.out_lo != 0) | (d.out_cnt != d.out_total))
         tiles_bad |= (d.out_lo + d.out_cnt > d.out_total) | (d.in_lo + d.in_cnt > d.in_total)
-        tiles_bad |= is_op[Opcode.BP] & readout & (d.b_tstride != 0)
+        tiles_bad |= bp_op & readout & (d.b_tstride != 0)
+        tiles_bad |= bp_op & ~readout & (d.steps > 1) & (d.b_tstride == 0)
         param_bad = d.param_addr + D.PARAM_WORDS > dram
 
         neuron_op = (is_op[Opcode.FP] | is_op[Opcode.BPN]) & ~readout
@@ -225,14 +235,16 @@ class TridentCore(wiring.Component):
                  d.out_plane)
         limits = ((d.steps > self.max_steps) | (d.batch > self.max_batch) | (d.kernel > 1)
                   | (d.stride > 1) | (d.pool > 1) | (d.padding >= d.kernel))
-        state = Mux(is_op[Opcode.BP], d.in_cnt, Mux(is_op[Opcode.WG], 0, d.out_cnt))
-        inputs = Mux(is_op[Opcode.FP], d.in_total, Mux(is_op[Opcode.BP], d.out_total,
-                                                      Mux(is_op[Opcode.WG], d.in_cnt, 0)))
+        state = Mux(bp_op, d.in_cnt, Mux(is_op[Opcode.WG], 0, d.out_cnt))
+        # the event lists: FP's input row, BP's δ row, WG's input tile row (BPWG: both)
+        inputs_bad = ((is_op[Opcode.FP] & (d.in_total > self.max_inputs))
+                      | (bp_op & (d.out_total > self.max_inputs))
+                      | (wg_op & (d.in_cnt > self.max_inputs)))
         update_bad = ((d.a_addr + d.length > dram) | (d.b_addr + d.length > dram)
                       | (d.momentum & (d.c_addr + d.length > dram)))
 
         err = Signal(4)
-        with m.If(op >= 6):
+        with m.If(op >= len(Opcode)):
             m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
         with m.Elif(is_op[Opcode.END]):
             m.d.comb += err.eq(ErrorCode.NONE)
@@ -248,7 +260,7 @@ class TridentCore(wiring.Component):
         with m.Elif(neuron_op & (d.surrogate == 3)):
             m.d.comb += err.eq(ErrorCode.BAD_SURROGATE)
         with m.Elif((d.layer == LayerType.CONV)
-                    | (d.analog & (is_op[Opcode.FP] | is_op[Opcode.WG]) & (not self.mac))):
+                    | (d.analog & (is_op[Opcode.FP] | wg_op) & (not self.mac))):
             m.d.comb += err.eq(ErrorCode.UNSUPPORTED)
         with m.Elif(Cat(*[f == 0 for f in sizes]).any()):
             m.d.comb += err.eq(ErrorCode.ZERO_SIZE)
@@ -256,13 +268,13 @@ class TridentCore(wiring.Component):
             m.d.comb += err.eq(ErrorCode.SIZE_LIMIT)
         with m.Elif(geometry_bad | tiles_bad | inconsistent):
             m.d.comb += err.eq(ErrorCode.INCONSISTENT)
-        with m.Elif((is_op[Opcode.FP] | is_op[Opcode.BP]) & (prod["wcap"] > self.weight_depth)):
+        with m.Elif((is_op[Opcode.FP] | bp_op) & (prod["wcap"] > self.weight_depth)):
             m.d.comb += err.eq(ErrorCode.WEIGHT_CAPACITY)
         with m.Elif(state > self.state_depth):
             m.d.comb += err.eq(ErrorCode.STATE_CAPACITY)
-        with m.Elif(inputs > self.max_inputs):
+        with m.Elif(inputs_bad):
             m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
-        with m.Elif(is_op[Opcode.WG] & ((prod["acap"] > self.acc_depth)
+        with m.Elif(wg_op & ((prod["acap"] > self.acc_depth)
                                         | (groups_out > self.wg_groups))):
             m.d.comb += err.eq(ErrorCode.ACC_CAPACITY)
         with m.Elif(param_bad | out_of_dram):
@@ -304,6 +316,7 @@ class TridentCore(wiring.Component):
         scatter = sub("scatter", GradScatter(wg.out_layout, lanes=L, count_bits=cb))
         scaler = sub("scaler", HalfScaler())
         replay = sub("replay", RowReplay(max(self.max_inputs, self.state_depth) // 2, cb))
+        fork = sub("fork", StreamFork())
         m_fifo = sub("m_fifo", fifo.SyncFIFO(width=WORD_BITS, depth=4))
         wiring.connect(m, dma.bus, wiring.flipped(self.mem))
         m.d.comb += dma.limit.eq(self.dram_words)
@@ -346,6 +359,9 @@ class TridentCore(wiring.Component):
         inv_t, lr, mu, shift = par[4][16:], par[5][:16], par[5][16:], par[6][:5]
         op = d.op
         is_op = {o: op == o for o in Opcode}
+        fused = is_op[Opcode.BPWG]
+        bp_op = is_op[Opcode.BP] | fused            # the FP/BP engine in BP mode
+        wg_op = is_op[Opcode.WG] | fused
         readout = d.layer == LayerType.READOUT
         steps, batch = d.steps, d.batch
         m.d.comb += [fpipe.regs.eq(regs), bpipe.regs.eq(regs), fpipe.readout.eq(readout),
@@ -356,8 +372,7 @@ class TridentCore(wiring.Component):
         groups_out = _ceil_div(d.out_cnt, log_l)
         groups_in = _ceil_div(d.in_cnt, log_l)
         products = [
-            ("wcap", Mux(is_op[Opcode.BP], groups_in, groups_out),
-             Mux(is_op[Opcode.BP], d.out_total, d.in_total)),
+            ("wcap", Mux(bp_op, groups_in, groups_out), Mux(bp_op, d.out_total, d.in_total)),
             ("acap", groups_out, d.in_cnt),
             ("rows", steps, batch),
             ("a_last", (groups_out - 1) << log_l, d.a_pitch),       # FP: last weight group
@@ -367,7 +382,8 @@ class TridentCore(wiring.Component):
             products += [(f"{s}_span", batch - 1, pitch),
                          (f"{s}_tspan", steps - 1, getattr(d, f"{s}_tstride")),
                          (f"{s}_np", batch, pitch)]
-        products.append(("a_wspan", Mux(is_op[Opcode.BP], d.out_total, d.out_cnt) - 1, d.a_pitch))
+        products.append(("a_wspan", Mux(bp_op, d.out_total, d.out_cnt) - 1, d.a_pitch))
+        products.append(("d_wspan", d.out_cnt - 1, d.d_pitch))      # BPWG's gradient tile
         prod = {name: Signal(48, name=f"prod_{name}") for name, _, _ in products}
         mul_k = Signal(range(len(products) + 1))
         mul_bit = Signal(4)
@@ -383,7 +399,8 @@ class TridentCore(wiring.Component):
 
         # ---- sequencer --------------------------------------------------------------------
         word_cnt = Signal(8)
-        n_groups = Signal(cb)
+        n_groups = Signal(cb)             # groups of L of the FP/BP engine's tile, or WG's
+        wg_groups = Signal(cb)            # groups of L outputs of the WG tile
         last_lanes = Signal(range(L + 1))
         last_words = Signal(range(half + 1))
         running = Signal()
@@ -428,7 +445,10 @@ class TridentCore(wiring.Component):
         dma_idle = (dma.rd_busy == 0) & (dma.wr_busy == 0)
         slot = {s: {k: getattr(d, f"{s}_{k}") for k in ("addr", "pitch", "words", "tstride")}
                 for s in D.SLOTS}
-        a, b, c, dd = slot["a"], slot["b"], slot["c"], slot["d"]
+        a, b, c, dd, e = slot["a"], slot["b"], slot["c"], slot["d"], slot["e"]
+        # WG's operands: gradient tile, input rows and δI rows (BPWG: d, e, and BP's δI in b)
+        wg_grad, wg_x, wg_delta = ({k: Mux(fused, u[k], v[k]) for k in u}
+                                   for u, v in ((dd, a), (e, b), (b, c)))
 
         def rows_read(slot):
             """Rows per sample a slot is read: once for a per-sample row (tstride 0)."""
@@ -436,7 +456,7 @@ class TridentCore(wiring.Component):
         b_steps = rows_read(b)
 
         # the FP/BP engine's weight port: from the FP loader or, in BP, the transposing one
-        with m.If(is_op[Opcode.BP]):
+        with m.If(bp_op):
             wiring.connect(m, bp_load.o, fp.weights)
         with m.Else():
             wiring.connect(m, fp_load.o, fp.weights)
@@ -445,11 +465,57 @@ class TridentCore(wiring.Component):
                      bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
                      bp_load.last_words.eq(last_words),
                      split.row_words.eq(c["words"]), split.n_groups.eq(n_groups),
-                     scatter.n_in.eq(d.in_cnt), scatter.n_groups.eq(n_groups),
-                     scatter.last_lanes.eq(last_lanes), gather.row_words.eq(c["words"]),
-                     # slot b of FP, BPN and WG: a per-sample row (tstride 0) is read once
-                     replay.words.eq(b["words"]), replay.steps.eq(steps),
-                     replay.replay.eq(b["tstride"] == 0)]
+                     scatter.n_in.eq(d.in_cnt), scatter.n_groups.eq(wg_groups),
+                     scatter.last_lanes.eq(last_lanes), gather.row_words.eq(wg_delta["words"]),
+                     # the input slot of FP, BPN and WG: a per-sample row (tstride 0) is read once
+                     replay.words.eq(wg_x["words"]), replay.steps.eq(steps),
+                     replay.replay.eq(wg_x["tstride"] == 0)]
+
+        # the δI rows of slot ``s`` (``rows`` per sample) on rd0 into ``sink``; the readout's
+        # G times inv_T (δO)
+        def deltas(s, rows, sink):
+            program(0, dma.rd_cmd[0], s["addr"], a=batch, sa=s["pitch"], b=rows,
+                    sb=s["tstride"], c=s["words"], sc=1)
+            with m.If(readout):
+                route(dma.rd[0], scaler.i)
+                route(scaler.o, sink)
+            with m.Else():
+                route(dma.rd[0], sink)
+
+        # BP (BP_RUN, BPWG): the engine's command, δS rows out (the δI rows come in on rd0)
+        bp_steps = Mux(readout, 1, steps)   # the readout's G: once per sample
+
+        def bp_work(k_cmd, k_write):
+            offer(k_cmd, fp.cmd, {"n_in": d.out_total, "n_groups": n_groups,
+                                  "n_steps": Mux(readout, batch, prod["rows"]), "w_base": 0,
+                                  "mac": 1})
+            program(k_write, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=bp_steps,
+                    sb=c["tstride"], c=n_groups << (log_l - 1), sc=1)
+            route(fp.currents, split.i)
+            route(split.o, dma.wr[0])
+
+        # WG (WG, BPWG): all groups of the tile in one pass over the inputs; the δI rows
+        # come into the gather unit
+        def wg_work(k_cmd, k_read, k_write, write_channel):
+            # per-sample δI (the readout's G): one row for the sample's T rows
+            wg_cmd = {"n_in": d.in_cnt, "n_rows": prod["rows"], "n_groups": wg_groups,
+                      "delta_rows": Mux(wg_delta["tstride"] == 0, steps, 1)}
+            if self.mac:
+                wg_cmd["mac"] = d.analog
+            offer(k_cmd, wg.cmd, wg_cmd)
+            # a per-sample input (direct encoding) is read once and replayed T times
+            program(k_read, dma.rd_cmd[1], wg_x["addr"], a=batch, sa=wg_x["pitch"],
+                    b=rows_read(wg_x), sb=wg_x["tstride"], c=wg_x["words"], sc=1)
+            program(k_write, dma.wr_cmd[write_channel], wg_grad["addr"], a=wg_groups,
+                    sa=wg_grad["pitch"] << log_l, b=wg_grad["words"], sb=1, c=L,
+                    sc=wg_grad["pitch"])
+            route(gather.o, wg.deltas)
+            route(dma.rd[1], replay.i)
+            route(replay.o, wg.inputs)
+            route(wg.grads, scatter.i)
+            route(scatter.o, dma.wr[write_channel])
+            with m.If(scatter.overflow):
+                m.d.sync += overflow.eq(1)
 
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
@@ -474,7 +540,7 @@ class TridentCore(wiring.Component):
                         m.d.sync += [mul_k.eq(0), mul_bit.eq(0), mul_acc.eq(0)]
                         m.next = "MUL"
                         # END, UPDATE and bad opcodes need none of the products
-                        with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= 6)):
+                        with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= len(Opcode))):
                             m.next = "CHECK"
             with m.State("MUL"):
                 m.d.sync += [mul_bit.eq(mul_bit + 1), mul_acc.eq(mul_next)]
@@ -507,15 +573,15 @@ class TridentCore(wiring.Component):
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 m.d.comb += restart.eq(1)
-                groups = Mux(is_op[Opcode.BP], groups_in, groups_out)
-                m.d.sync += [n_groups.eq(groups),
+                groups = Mux(bp_op, groups_in, groups_out)
+                m.d.sync += [n_groups.eq(groups), wg_groups.eq(groups_out),
                              last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
                              # BP: words of the last, partial weight group of a row
                              last_words.eq(a["words"] - ((groups - 1) << (log_l - 1)))]
                 with m.Switch(op):
                     with m.Case(Opcode.FP):
                         m.next = "FP_LOAD"
-                    with m.Case(Opcode.BP):
+                    with m.Case(Opcode.BP, Opcode.BPWG):
                         m.next = "BP_LOAD"
                     with m.Case(Opcode.BPN):
                         m.next = "TABLE"
@@ -587,24 +653,23 @@ class TridentCore(wiring.Component):
                 done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == half)) & dma_idle)
                 with m.If(done):
                     m.d.sync += sent.eq(0)
-                    m.next = "BP_RUN"
+                    with m.If(fused):
+                        m.next = "BPWG"
+                    with m.Else():
+                        m.next = "BP_RUN"
             with m.State("BP_RUN"):
-                bp_rows = Mux(readout, batch, prod["rows"])
-                bp_steps = Mux(readout, 1, steps)
-                offer(4, fp.cmd, {"n_in": d.out_total, "n_groups": n_groups, "n_steps": bp_rows,
-                                  "w_base": 0, "mac": 1})
-                program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=bp_steps,
-                        sb=b["tstride"], c=b["words"], sc=1)
-                program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=bp_steps,
-                        sb=c["tstride"], c=n_groups << (log_l - 1), sc=1)
-                with m.If(readout):
-                    route(dma.rd[0], scaler.i)
-                    route(scaler.o, fp.inputs)
-                with m.Else():
-                    route(dma.rd[0], fp.inputs)
-                route(fp.currents, split.i)
-                route(split.o, dma.wr[0])
+                bp_work(4, 1)
+                deltas(b, bp_steps, fp.inputs)
                 finish(sent[4] & sent[0] & sent[1] & ~fp.busy & dma_idle)
+
+            # ---- BPWG: BP and WG concurrently on one read of the δI rows ------------------
+            with m.State("BPWG"):
+                bp_work(4, 1)
+                wg_work(5, 2, 3, 1)
+                deltas(b, bp_steps, fork.i)
+                route(fork.a, fp.inputs)
+                route(fork.b, gather.i)
+                finish(sent[:6].all() & ~fp.busy & ~wg.busy & dma_idle)
 
             # ---- BPN: H and δS rows, t = T−1 … 0, → δI rows --------------------------------
             with m.State("BPN"):
@@ -622,32 +687,8 @@ class TridentCore(wiring.Component):
 
             # ---- WG: all groups of the tile in one pass over the inputs ----------------------
             with m.State("WG"):
-                # per-sample δI (the readout's G): one row for the sample's T rows
-                c_steps = rows_read(c)
-                wg_cmd = {"n_in": d.in_cnt, "n_rows": prod["rows"], "n_groups": n_groups,
-                          "delta_rows": Mux(c["tstride"] == 0, steps, 1)}
-                if self.mac:
-                    wg_cmd["mac"] = d.analog
-                offer(4, wg.cmd, wg_cmd)
-                program(0, dma.rd_cmd[0], c["addr"], a=batch, sa=c["pitch"],
-                        b=c_steps, sb=c["tstride"], c=c["words"], sc=1)
-                # a per-sample input (direct encoding) is read once and replayed T times
-                program(1, dma.rd_cmd[1], b["addr"], a=batch, sa=b["pitch"],
-                        b=b_steps, sb=b["tstride"], c=b["words"], sc=1)
-                program(2, dma.wr_cmd[0], a["addr"], a=n_groups, sa=a["pitch"] << log_l,
-                        b=a["words"], sb=1, c=L, sc=a["pitch"])
-                with m.If(readout):
-                    route(dma.rd[0], scaler.i)
-                    route(scaler.o, gather.i)
-                with m.Else():
-                    route(dma.rd[0], gather.i)
-                route(gather.o, wg.deltas)
-                route(dma.rd[1], replay.i)
-                route(replay.o, wg.inputs)
-                route(wg.grads, scatter.i)
-                route(scatter.o, dma.wr[0])
-                with m.If(scatter.overflow):
-                    m.d.sync += overflow.eq(1)
+                wg_work(4, 1, 2, 0)
+                deltas(c, rows_read(c), gather.i)
                 finish(sent[4] & sent[0] & sent[1] & sent[2] & ~wg.busy & dma_idle)
 
             # ---- UPDATE: W, g (and m) word by word ------------------------------------------
@@ -718,7 +759,7 @@ class TridentCore(wiring.Component):
             m.d.sync += [
                 cnt.descriptors.eq(cnt.descriptors + fetched),
                 cnt.fp_busy.eq(cnt.fp_busy + (fp.busy & is_op[Opcode.FP])),
-                cnt.bp_busy.eq(cnt.bp_busy + (fp.busy & is_op[Opcode.BP])),
+                cnt.bp_busy.eq(cnt.bp_busy + (fp.busy & bp_op)),
                 cnt.wg_busy.eq(cnt.wg_busy + wg.busy),
                 cnt.neuron_busy.eq(cnt.neuron_busy + (fpipe.busy | bpipe.busy)),
                 cnt.update_busy.eq(cnt.update_busy + fsm.ongoing("UPDATE")),
@@ -729,10 +770,10 @@ class TridentCore(wiring.Component):
             with m.If(accumulate & is_op[Opcode.FP]):
                 m.d.sync += [cnt.fp_ops.eq(cnt.fp_ops + fp.cnt_ops),
                              cnt.fp_skipped.eq(cnt.fp_skipped + fp.cnt_skipped)]
-            with m.If(accumulate & is_op[Opcode.BP]):
+            with m.If(accumulate & bp_op):
                 m.d.sync += [cnt.bp_ops.eq(cnt.bp_ops + fp.cnt_ops),
                              cnt.bp_skipped.eq(cnt.bp_skipped + fp.cnt_skipped)]
-            with m.If(accumulate & is_op[Opcode.WG]):
+            with m.If(accumulate & wg_op):
                 m.d.sync += [cnt.wg_ops.eq(cnt.wg_ops + wg.cnt_ops),
                              cnt.wg_skipped.eq(cnt.wg_skipped + wg.cnt_skipped)]
         return m

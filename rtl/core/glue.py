@@ -13,6 +13,7 @@ only count and shuffle halves:
 :class:`GradScatter`      WG gradients of inputs ``2p``, ``2p+1`` → one word per row
 :class:`HalfScaler`       both halves of a word times a binary16 constant (``δO = G·inv_T``)
 :class:`RowReplay`        a per-sample row read once, presented for every step
+:class:`StreamFork`       one stream to two consumers (BPWG: the ``δI`` rows to BP and WG)
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -24,7 +25,7 @@ from .dma import write_layout
 from .ports import WORD_BITS
 
 __all__ = ["FPWeightLoader", "BPWeightLoader", "LaneGather", "LaneSplit", "GradScatter",
-           "HalfScaler", "RowReplay"]
+           "HalfScaler", "RowReplay", "StreamFork"]
 
 
 def _lanes_word(lanes):
@@ -423,4 +424,38 @@ class RowReplay(wiring.Component):
                 m.d.sync += [t.eq(Mux(t == self.steps - 1, 0, t + 1)), fetch.eq(0), have.eq(0)]
         with m.If(self.start):
             m.d.sync += [w.eq(0), fetch.eq(0), have.eq(0), t.eq(0)]
+        return m
+
+
+class StreamFork(wiring.Component):
+    """Every word of ``i`` to both ``a`` and ``b``; each consumer takes it when it is ready
+    (the one that took it first is not offered it again), and ``i`` advances once both have.
+
+    The two consumers run at their own pace within their own buffering; over a row the
+    slower one sets the rate (BPWG: the BP engine and the WG engine on one ``δI`` stream).
+
+    Members
+    -------
+    i : In(stream.Signature(32))
+    a, b : Out(stream.Signature(32))
+    """
+
+    def __init__(self):
+        super().__init__({
+            "i": In(stream.Signature(WORD_BITS)),
+            "a": Out(stream.Signature(WORD_BITS)),
+            "b": Out(stream.Signature(WORD_BITS)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        taken = {}
+        for name in ("a", "b"):
+            o = getattr(self, name)
+            took = Signal(name=f"took_{name}")          # took the current word already
+            m.d.comb += [o.valid.eq(self.i.valid & ~took), o.payload.eq(self.i.payload)]
+            taken[name] = (took, took | (o.valid & o.ready))
+        m.d.comb += self.i.ready.eq(taken["a"][1] & taken["b"][1])
+        for took, done in taken.values():
+            m.d.sync += took.eq(done & ~self.i.ready)
         return m

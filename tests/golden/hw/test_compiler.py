@@ -124,9 +124,12 @@ def test_the_image_holds_the_packed_programs():
             assert D.unpack(words) == d and D.validate(d, CORE) == D.ErrorCode.NONE
     ops = [D.Opcode(d.op).name for d in prog.backward]
     assert ops[-4:] == ["UPDATE"] * 3 + ["END"] and all(d.guard for d in prog.backward if d.op == D.Opcode.UPDATE)
-    first_bp = ops.index("BP")
-    assert ops[:first_bp] == ["WG"] * ops[:first_bp].count("WG")  # the readout: WG, then BP
-    assert "BP" not in [D.Opcode(d.op).name for d in prog.backward if d.tag == 0]   # nothing below layer 0
+    # the readout's and the conv layer's BP and WG are fused; layer 0 has only its WG
+    assert ops[0] == "BPWG" and "BP" not in ops and ops.count("WG") >= 1
+    assert {D.Opcode(d.op).name for d in prog.backward if d.tag == 0} - {"UPDATE", "END"} == {"BPN", "WG"}
+    apart = [D.Opcode(d.op).name for d in C.compile(cnn(0.9), 4, CORE, steps=3, max_tile=2, fuse=False).backward]
+    first_bp = apart.index("BP")
+    assert "BPWG" not in apart and apart[:first_bp] == ["WG"] * first_bp   # the readout: WG, then BP
 
 
 def test_relocated_image_uses_only_words_from_base():

@@ -96,7 +96,7 @@ def test_valid_descriptors_pass():
 
 
 @pytest.mark.parametrize("code,desc,core", [
-    (E.BAD_OPCODE, fc_fp(op=6), CORE),
+    (E.BAD_OPCODE, fc_fp(op=7), CORE),
     (E.BAD_OPCODE, fc_fp(op=15), CORE),
     (E.BAD_LAYER, fc_fp(layer=3), CORE),
     (E.BAD_LAYER, fc_fp(op=D.Opcode.BPN, layer=D.LayerType.READOUT), CORE),

@@ -59,7 +59,7 @@ def _written_words(d, steps, batch):
     if d.op == O.UPDATE:
         ranges = [(d.a_addr, d.length)] + ([(d.c_addr, d.length)] if d.momentum else [])
         return set().union(*(range(a, a + n) for a, n in ranges))
-    outputs = {O.FP: "cd", O.BP: "c", O.BPN: "d", O.WG: "a", O.END: ""}[O(d.op)]
+    outputs = {O.FP: "cd", O.BP: "c", O.BPN: "d", O.WG: "a", O.BPWG: "cd", O.END: ""}[O(d.op)]
     out = set()
     for s in outputs:
         if d.op == O.FP and d.layer == D.LayerType.READOUT and s == "d":
@@ -127,7 +127,7 @@ def _work(d):
     if d.op in (O.UPDATE, O.END):
         return d.length
     per = {O.FP: d.out_cnt * d.in_total, O.BP: d.in_cnt * d.out_total, O.WG: d.out_cnt * d.in_cnt,
-           O.BPN: d.out_cnt}[O(d.op)]
+           O.BPWG: 2 * d.in_cnt * d.out_total, O.BPN: d.out_cnt}[O(d.op)]
     return per * d.out_plane * (1 if d.op == O.BPN else d.kk)
 
 

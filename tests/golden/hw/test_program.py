@@ -115,14 +115,14 @@ def _expected_traffic(d, steps, batch):
     read = D.DESC_WORDS + 8 + (64 if d.op == O.BPN and d.surrogate == D.SurrogateType.SIGMOID else 0)
     written = 0
     roles = {O.FP: "a:in b:in c:out d:out", O.BP: "a:in b:in c:out", O.BPN: "b:in c:in d:out",
-             O.WG: "a:out b:in c:in"}[d.op].split()
+             O.WG: "a:out b:in c:in", O.BPWG: "a:in b:in c:out d:out e:in"}[d.op].split()
     for role in roles:
         s, kind = role.split(":")
         if d.op == O.FP and readout and s == "d":
             continue
         words = getattr(d, f"{s}_words")
-        if s == "a":
-            rows = d.out_total if d.op == O.BP else d.out_cnt
+        if s == "a" or (d.op == O.BPWG and s == "d"):      # weight rows (BPWG: the gradient tile)
+            rows = d.out_total if d.op in (O.BP, O.BPWG) else d.out_cnt
         elif (kind == "in" and getattr(d, f"{s}_tstride") == 0) or (kind == "out" and readout):
             rows = batch
         else:

@@ -1,9 +1,9 @@
 """Programs for the core tests and their golden results.
 
 * :func:`layer_program` — one random FC layer as a program ``FP, BPN, BP, WG, UPDATE, END``
-  (hand-packed with ``golden.hw.descriptors``): input spikes of a chosen density (or analog
-  input), a random incoming ``δS``, all neuron options; every operand in its own DRAM
-  region.
+  (or ``FP, BPN, BPWG, UPDATE, END`` with ``fused``; hand-packed with
+  ``golden.hw.descriptors``): input spikes of a chosen density (or analog input), a random
+  incoming ``δS``, all neuron options; every operand in its own DRAM region.
 * :func:`bad_programs` — one program per error code, each a bad descriptor after a good
   one (the core must stop at the bad one, with its code and address).
 * :func:`network` — a small MLP compiled by ``golden.hw.compiler`` (a whole training step).
@@ -81,8 +81,9 @@ def _random_half(rng, shape, zeros, scale):
 
 def layer_program(rng, core_params, *, n_in, n_out, steps, batch, density, kind="lif",
                   soft_reset=False, surrogate="rectangular", decay_input=True, analog=False,
-                  momentum=False, label=None):
-    """One FC layer: FP, BPN, BP, WG, UPDATE on random data (see the module docstring)."""
+                  momentum=False, fused=False, label=None):
+    """One FC layer: FP, BPN, BP, WG (or BPWG), UPDATE on random data (see the module
+    docstring)."""
     cfg = NeuronConfig(kind=kind, tau=2.0, decay_input=decay_input, v_threshold=1.0,
                        v_reset=None if soft_reset else 0.0, detach_reset=True,
                        surrogate=surrogate, k_init=0.8)
@@ -90,7 +91,11 @@ def layer_program(rng, core_params, *, n_in, n_out, steps, batch, density, kind=
     rows = steps * batch
     pw = half_words(n_in)
     x_words = half_words(n_in) if analog else spike_words(n_in)
-    alloc = _Allocator(6 * D.DESC_WORDS)
+    # WG in output tiles of as many groups as the accumulators take; BPWG takes all outputs
+    wg_outs = core_params.lanes * core_params.wg_groups
+    wg_tiles = [dict(out_lo=lo, out_cnt=min(wg_outs, n_out - lo)) for lo in range(0, n_out, wg_outs)]
+    fused = fused and len(wg_tiles) == 1
+    alloc = _Allocator((5 + len(wg_tiles)) * D.DESC_WORDS)      # the program comes first
     sizes = {"params": D.PARAM_WORDS, "w": n_out * pw, "x": rows * x_words,
              "h": rows * half_words(n_out), "s": rows * spike_words(n_out),
              "ds": rows * half_words(n_out), "di": rows * half_words(n_out), "dsb": rows * pw,
@@ -135,11 +140,18 @@ def layer_program(rng, core_params, *, n_in, n_out, steps, batch, density, kind=
                      **t_slot("c", "h", hs), **t_slot("d", "s", ss)),
         D.Descriptor(op=D.Opcode.BPN, **common, **nbits, **t_slot("b", "ds", hs),
                      **t_slot("c", "h", hs), **t_slot("d", "di", hs)),
-        D.Descriptor(op=D.Opcode.BP, **common, **_slot("a", reg["w"], pw, pw),
-                     **t_slot("b", "di", hs), **t_slot("c", "dsb", pw)),
-        D.Descriptor(op=D.Opcode.WG, analog=int(analog), **common,
-                     **_slot("a", reg["g"], pw, pw), **t_slot("b", "x", x_words),
-                     **t_slot("c", "di", hs)),
+        *([D.Descriptor(op=D.Opcode.BPWG, analog=int(analog), **common,
+                        **_slot("a", reg["w"], pw, pw), **t_slot("b", "di", hs),
+                        **t_slot("c", "dsb", pw), **_slot("d", reg["g"], pw, pw),
+                        **t_slot("e", "x", x_words))] if fused else [
+          D.Descriptor(op=D.Opcode.BP, **common, **_slot("a", reg["w"], pw, pw),
+                       **t_slot("b", "di", hs), **t_slot("c", "dsb", pw)),
+          *(D.Descriptor(op=D.Opcode.WG, analog=int(analog), **{**common, **tile},
+                         **_slot("a", reg["g"] + tile["out_lo"] * pw, pw, pw),
+                         **t_slot("b", "x", x_words),
+                         **_slot("c", reg["di"] + tile["out_lo"] // 2, hs,
+                                 half_words(tile["out_cnt"]), batch * hs))
+            for tile in wg_tiles)]),
         D.Descriptor(op=D.Opcode.UPDATE, param_addr=reg["params"], length=n_out * pw,
                      momentum=int(momentum), a_addr=reg["w"], b_addr=reg["g"], c_addr=reg["m"]),
         D.Descriptor(op=D.Opcode.END),
@@ -147,7 +159,8 @@ def layer_program(rng, core_params, *, n_in, n_out, steps, batch, density, kind=
     for k, d in enumerate(descs):
         mem[k * D.DESC_WORDS:(k + 1) * D.DESC_WORDS] = D.pack(d)
     label = label or (f"fc{n_in}x{n_out}-T{steps}-N{batch}-d{density}-{kind}-"
-                      f"{'soft' if soft_reset else 'hard'}-{surrogate}{'-analog' if analog else ''}")
+                      f"{'soft' if soft_reset else 'hard'}-{surrogate}{'-analog' if analog else ''}"
+                      f"{'-bpwg' if fused else ''}")
     return Case(label, mem, [0], {k: (reg[k], sizes[k]) for k in reg})
 
 
@@ -164,7 +177,7 @@ def bad_programs(rng, core_params, good_first=True):
         return D.Descriptor(**{**good.__dict__, **changes})
 
     breaks = {
-        D.ErrorCode.BAD_OPCODE: variant(op=9),
+        D.ErrorCode.BAD_OPCODE: variant(op=len(D.Opcode)),       # the first unused opcode
         D.ErrorCode.BAD_LAYER: variant(layer=3),
         D.ErrorCode.BAD_NEURON: variant(neuron=3),
         D.ErrorCode.BAD_SURROGATE: variant(surrogate=3),
@@ -208,6 +221,22 @@ def bad_programs(rng, core_params, good_first=True):
         "a_words": 1, "a_pitch": 1, "c_words": delta_words, "c_pitch": delta_words,
         "c_tstride": delta_words}))
     cases["ACC_CAPACITY-groups"] = Case("bad-ACC_CAPACITY-groups", mem, [0], base.regions)
+    # BPWG: the program's BP with WG's gradient tile (d) and input (e), broken in its own slots
+    bp = D.unpack(base.memory[2 * D.DESC_WORDS:3 * D.DESC_WORDS])
+    bpwg = dict(bp.__dict__, op=D.Opcode.BPWG, **{f"d_{k}": getattr(wg, f"a_{k}") for k in
+                                                  ("addr", "pitch", "words", "tstride")},
+                **{f"e_{k}": getattr(wg, f"b_{k}") for k in ("addr", "pitch", "words", "tstride")})
+    outputs = core_params.lanes * groups                  # more WG groups than the engine's
+    for name, changes in {
+            "INCONSISTENT": dict(e_words=bpwg["e_words"] + 1),
+            "ACC_CAPACITY": dict(out_cnt=outputs, out_total=outputs, b_words=outputs // 2,
+                                 b_pitch=outputs // 2, b_tstride=outputs // 2),
+            "ADDRESS_RANGE-d": dict(d_addr=dram - 1),
+            "ADDRESS_RANGE-e": dict(e_addr=dram)}.items():
+        assert D.validate(D.Descriptor(**{**bpwg, **changes}), core_params).name == name.split("-")[0]
+        mem = base.memory.copy()
+        mem[at:at + D.DESC_WORDS] = D.pack(D.Descriptor(**{**bpwg, **changes}))
+        cases[f"BPWG-{name}"] = Case(f"bad-BPWG-{name}", mem, [0], base.regions)
     # a program without END that runs off the end of DRAM (descriptors of zeros are END,
     # so fill the tail with copies of the good descriptor)
     mem = np.zeros(dram, dtype=np.uint32)

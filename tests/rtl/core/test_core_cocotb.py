@@ -45,7 +45,8 @@ def layer_matrix(rng, full):
         cases.append(K.layer_program(
             rng, PARAMS, n_in=n_in, n_out=n_out, steps=steps, batch=2, density=density,
             kind=kind, soft_reset=soft, surrogate=SURROGATES[k % len(SURROGATES)],
-            decay_input=k % 4 != 3, analog=k % 7 == 3, momentum=k % 2 == 1))
+            decay_input=k % 4 != 3, analog=k % 7 == 3, momentum=k % 2 == 1,
+            fused=k % 3 != 2))
     return cases
 
 
