@@ -108,19 +108,22 @@ class DeviceBackend:
         every core of every phase from the host; same results, fewer host transactions.
         ``device_cycles`` then counts the SoC's cycles from the first queued program to the
         queue drained; otherwise the sum over phases of the slowest core's busy cycles.
+    fuse : bool
+        Compile each layer's BP and WG as ``BPWG`` descriptors where they fit (default; one read
+        of ``δI``, both engines at once), or apart (``compile(..., fuse=False)``); same results.
     """
 
     precision = "fp16-hw"
 
     def __init__(self, model, device, *, lr: float, momentum: float, loss_scale: float, batch_size: int,
                  steps: int, direct_input: bool, cores: int = 1, core: D.CoreParams | None = None,
-                 timeout: float = 600.0, host_update: bool = False, queued: bool = True):
+                 timeout: float = 600.0, host_update: bool = False, queued: bool = True, fuse: bool = True):
         self.model = model
         self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
         self.names, self.fixed = device_tensor_names(model)
         core = core or training_core()[1]
         self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores,
-                                 host_update=host_update)
+                                 host_update=host_update, fuse=fuse)
         self.device = device(_dram_words_for(len(self.program.memory))) if callable(device) else device
         self.timeout = timeout
         self.queued = queued

@@ -28,6 +28,8 @@ CoreParams
 pack(desc) -> list of int
 unpack(words) -> Descriptor
 validate(desc, core) -> ErrorCode
+split_bpwg(desc) -> (Descriptor, Descriptor)
+    The ``BP`` and the ``WG`` that a ``BPWG`` fuses (same results, δI read twice).
 slot_rows(desc, slot) -> (rows, per_sample)
     How many rows a slot spans (used by the address check and by DRAM traffic counting).
 param_block(neuron, steps, lr16, momentum16, shift) -> list of int
@@ -52,7 +54,7 @@ from .surrogate import SIGMOID_SEGMENTS
 __all__ = ["DESC_WORDS", "PARAM_WORDS", "PARAM_HEADER_WORDS", "PARAM_TABLE_OFFSET", "SPIKES_PER_WORD",
            "HALVES_PER_WORD", "Opcode", "LayerType", "NeuronType", "SurrogateType", "ErrorCode",
            "Field", "FIELDS", "SLOTS", "Descriptor", "CoreParams", "pack", "unpack", "validate",
-           "slot_rows", "expected_words", "param_block", "decode_param_block", "pack_spikes", "unpack_spikes",
+           "slot_rows", "expected_words", "split_bpwg", "param_block", "decode_param_block", "pack_spikes", "unpack_spikes",
            "pack_half", "unpack_half"]
 
 DESC_WORDS = 32
@@ -471,6 +473,23 @@ def validate(desc, core: CoreParams) -> ErrorCode:
     if not _aligned(d):
         return ErrorCode.MISALIGNED
     return ErrorCode.NONE
+
+
+def split_bpwg(desc) -> tuple:
+    """The ``BP`` (slots a, b, c) and the ``WG`` (gradient tile d as its a, input e as its b,
+    ``δI`` b as its c) that the ``BPWG`` descriptor ``desc`` fuses: run one after the other
+    they compute the same words."""
+    d = desc
+    if d.op != Opcode.BPWG:
+        raise ValueError(f"split_bpwg: opcode {d.op} is not BPWG ({int(Opcode.BPWG)})")
+    keys = ("addr", "pitch", "words", "tstride")
+    unused = {f"{s}_{k}": 0 for s in "de" for k in keys}
+
+    def moved(src, dst):
+        return {f"{dst}_{k}": getattr(d, f"{src}_{k}") for k in keys}
+    bp = dataclasses.replace(d, op=Opcode.BP, analog=0, **unused)
+    wg = dataclasses.replace(d, op=Opcode.WG, **unused, **moved("d", "a"), **moved("e", "b"), **moved("b", "c"))
+    return bp, wg
 
 
 # ---- parameter block -------------------------------------------------------------------

@@ -72,7 +72,7 @@ def _ceil_div(value, log2):
 
 
 class TridentCore(wiring.Component):
-    """One Trident core: FC layers and the readout (FP, BP, BPN, WG, UPDATE descriptors).
+    """One Trident core: FC layers and the readout (FP, BP, BPN, WG, BPWG, UPDATE descriptors).
 
     Parameters
     ----------
@@ -99,6 +99,9 @@ class TridentCore(wiring.Component):
         compiler tiles a WG so that ``⌈out_cnt/L⌉ ≤ wg_groups`` and
         ``⌈out_cnt/L⌉·in_cnt ≤ acc_depth``, and the engine computes the whole tile in one
         pass over its inputs.
+    fork_depth : int
+        Words of slack between the BP and the WG engine in a ``BPWG`` (the ``StreamFork``'s
+        FIFO on each branch).
     counter_width : int
         Width of the performance counters.
 
@@ -114,7 +117,7 @@ class TridentCore(wiring.Component):
 
     def __init__(self, *, lanes=4, weight_depth=1024, state_depth=256, max_inputs=1024,
                  max_steps=255, max_batch=256, mac=True, addr_width=24, dram_words=None,
-                 wg_groups=32, counter_width=32):
+                 wg_groups=32, fork_depth=32, counter_width=32):
         if lanes < 2 or lanes & (lanes - 1):
             raise ValueError("lanes must be a power of two ≥ 2")
         self.lanes = lanes
@@ -132,6 +135,7 @@ class TridentCore(wiring.Component):
             raise ValueError("wg_groups must be a power of two")
         self.wg_groups = wg_groups
         self.acc_depth = _acc_words(max_inputs)
+        self.fork_depth = fork_depth
         self.counter_width = counter_width
         self.count_bits = 24
         super().__init__({
@@ -316,7 +320,7 @@ class TridentCore(wiring.Component):
         scatter = sub("scatter", GradScatter(wg.out_layout, lanes=L, count_bits=cb))
         scaler = sub("scaler", HalfScaler())
         replay = sub("replay", RowReplay(max(self.max_inputs, self.state_depth) // 2, cb))
-        fork = sub("fork", StreamFork())
+        fork = sub("fork", StreamFork(depth=self.fork_depth))
         m_fifo = sub("m_fifo", fifo.SyncFIFO(width=WORD_BITS, depth=4))
         wiring.connect(m, dma.bus, wiring.flipped(self.mem))
         m.d.comb += dma.limit.eq(self.dram_words)

@@ -13,11 +13,11 @@ only count and shuffle halves:
 :class:`GradScatter`      WG gradients of inputs ``2p``, ``2p+1`` → one word per row
 :class:`HalfScaler`       both halves of a word times a binary16 constant (``δO = G·inv_T``)
 :class:`RowReplay`        a per-sample row read once, presented for every step
-:class:`StreamFork`       one stream to two consumers (BPWG: the ``δI`` rows to BP and WG)
+:class:`StreamFork`       one stream to two consumers, each behind a FIFO (BPWG: ``δI`` to BP and WG)
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..fp16 import FPMul, Float16
@@ -428,11 +428,18 @@ class RowReplay(wiring.Component):
 
 
 class StreamFork(wiring.Component):
-    """Every word of ``i`` to both ``a`` and ``b``; each consumer takes it when it is ready
-    (the one that took it first is not offered it again), and ``i`` advances once both have.
+    """Every word of ``i`` to both ``a`` and ``b``, through a FIFO of ``depth`` words on each
+    branch: ``i`` advances when both FIFOs have room, so each consumer may run up to
+    ``depth`` words ahead of the other (and the fork's ready comes from registers).
 
-    The two consumers run at their own pace within their own buffering; over a row the
-    slower one sets the rate (BPWG: the BP engine and the WG engine on one ``δI`` stream).
+    BPWG: the BP and the WG engine on one ``δI`` stream; with no slack the pair would take,
+    row by row, the longer of the two engines' times, which over rows of varying sparsity
+    adds up to more than the longer engine's total.
+
+    Parameters
+    ----------
+    depth : int
+        Words of each branch's FIFO.
 
     Members
     -------
@@ -440,7 +447,8 @@ class StreamFork(wiring.Component):
     a, b : Out(stream.Signature(32))
     """
 
-    def __init__(self):
+    def __init__(self, depth):
+        self.depth = depth
         super().__init__({
             "i": In(stream.Signature(WORD_BITS)),
             "a": Out(stream.Signature(WORD_BITS)),
@@ -449,13 +457,12 @@ class StreamFork(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        taken = {}
+        room = []
         for name in ("a", "b"):
-            o = getattr(self, name)
-            took = Signal(name=f"took_{name}")          # took the current word already
-            m.d.comb += [o.valid.eq(self.i.valid & ~took), o.payload.eq(self.i.payload)]
-            taken[name] = (took, took | (o.valid & o.ready))
-        m.d.comb += self.i.ready.eq(taken["a"][1] & taken["b"][1])
-        for took, done in taken.values():
-            m.d.sync += took.eq(done & ~self.i.ready)
+            buf = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=self.depth)
+            m.submodules[f"fifo_{name}"] = buf
+            wiring.connect(m, buf.r_stream, wiring.flipped(getattr(self, name)))
+            m.d.comb += [buf.w_en.eq(self.i.valid & self.i.ready), buf.w_data.eq(self.i.payload)]
+            room.append(buf.w_rdy)
+        m.d.comb += self.i.ready.eq(room[0] & room[1])
         return m
