@@ -12,6 +12,12 @@ a channel issues only while its own response FIFO has room for everything it has
 and a tag FIFO remembers which channel each outstanding read belongs to, so the in-order
 responses are always taken and steered at once.  Writes go before reads (their producers
 stall otherwise).  An address at or above ``limit`` is not issued; it sets ``error``.
+
+Every path through the DMA is registered at both ends: each write channel's words enter a
+two-word FIFO, each read channel's words leave through one, and the chosen request enters a
+two-word request FIFO in front of the memory port, so neither a producer's ``valid``, a
+consumer's ``ready`` nor the port's ``ready`` reaches the arbitration (or, through it,
+another channel) in the same cycle.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -117,7 +123,7 @@ class DMA(wiring.Component):
     wr : In(stream.Signature(write_layout)).array(write_channels)
         The words to write, one per address (``skip``: consume the address only).
     wr_busy : Out(write_channels)
-        Channel has addresses left.
+        Channel has addresses left, or a request is still waiting for the memory port.
     limit : In(addr_width)
         Addresses ``>= limit`` are refused.
     error : Out(1)
@@ -149,8 +155,15 @@ class DMA(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        req, resp = self.bus.req, self.bus.resp
+        resp = self.bus.resp
         refused = Signal()
+        # the request chosen this cycle (``req``) waits in a FIFO for the memory port
+        queue = fifo.SyncFIFO(width=len(self.bus.req.payload.as_value()), depth=2)
+        m.submodules.requests = queue
+        req = stream.Signature(self.bus.req.payload.shape()).create(path=("req",))
+        m.d.comb += [queue.w_en.eq(req.valid), queue.w_data.eq(req.payload), req.ready.eq(queue.w_rdy),
+                     self.bus.req.valid.eq(queue.r_rdy), self.bus.req.payload.eq(queue.r_data),
+                     queue.r_en.eq(self.bus.req.ready)]
 
         # ---- write channels: a write goes out when its address and its word are both there
         wr_issue = Signal()
@@ -160,20 +173,25 @@ class DMA(wiring.Component):
             gen = AddressGen(self.addr_width, self.count_bits)
             m.submodules[f"wgen{k}"] = gen
             wiring.connect(m, wiring.flipped(self.wr_cmd[k]), gen.cmd)
-            m.d.comb += self.wr_busy[k].eq(gen.busy)
-            both = gen.addr.valid & self.wr[k].valid
+            m.d.comb += self.wr_busy[k].eq(gen.busy | queue.r_rdy)
+            words = fifo.SyncFIFO(width=write_layout.size, depth=2)
+            m.submodules[f"wbuf{k}"] = words
+            m.d.comb += [words.w_en.eq(self.wr[k].valid), words.w_data.eq(self.wr[k].payload),
+                         self.wr[k].ready.eq(words.w_rdy)]
+            word = write_layout(words.r_data)
+            both = gen.addr.valid & words.r_rdy
             bad = gen.addr.payload >= self.limit
-            silent = self.wr[k].payload.skip | bad
+            silent = word.skip | bad
             # the first channel with a real write owns the bus this cycle
             mine = both & ~silent & ~taken
             m.d.comb += wr_sel[k].eq(mine)
             fire = both & (silent | (mine & req.ready))
-            m.d.comb += [gen.addr.ready.eq(fire), self.wr[k].ready.eq(fire)]
-            with m.If(both & bad & ~self.wr[k].payload.skip):
+            m.d.comb += [gen.addr.ready.eq(fire), words.r_en.eq(fire)]
+            with m.If(both & bad & ~word.skip):
                 m.d.comb += refused.eq(1)
             with m.If(mine):
                 m.d.comb += [req.payload.addr.eq(gen.addr.payload), req.payload.write.eq(1),
-                             req.payload.data.eq(self.wr[k].payload.data)]
+                             req.payload.data.eq(word.data)]
             taken = taken | mine
         m.d.comb += wr_issue.eq(taken)
 
@@ -190,15 +208,19 @@ class DMA(wiring.Component):
             wiring.connect(m, wiring.flipped(self.rd_cmd[k]), gen.cmd)
             buf = fifo.SyncFIFO(width=WORD_BITS, depth=self.depth)
             m.submodules[f"rbuf{k}"] = buf
+            # the consumer takes its words from a two-word FIFO: its ready goes no further
+            out = fifo.SyncFIFO(width=WORD_BITS, depth=2)
+            m.submodules[f"rout{k}"] = out
             pending = Signal(range(self.depth + 1), name=f"pending{k}")
+            popped = buf.r_rdy & out.w_rdy
             m.d.comb += [
-                self.rd[k].valid.eq(buf.r_rdy), self.rd[k].payload.eq(buf.r_data),
-                buf.r_en.eq(self.rd[k].ready),
-                self.rd_busy[k].eq(gen.busy | (pending != 0)),
+                out.w_en.eq(popped), out.w_data.eq(buf.r_data), buf.r_en.eq(out.w_rdy),
+                self.rd[k].valid.eq(out.r_rdy), self.rd[k].payload.eq(out.r_data),
+                out.r_en.eq(self.rd[k].ready),
+                self.rd_busy[k].eq(gen.busy | (pending != 0) | out.r_rdy),
                 cand[k].eq(gen.addr.valid & (pending != self.depth)),
             ]
             issue = Signal(name=f"issue{k}")
-            popped = self.rd[k].valid & self.rd[k].ready
             m.d.sync += pending.eq(pending + issue - popped)
             fifos.append(buf)
             gens.append((gen, issue))

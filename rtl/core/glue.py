@@ -335,12 +335,18 @@ class GradScatter(wiring.Component):
 class HalfScaler(wiring.Component):
     """Both binary16 halves of each word times ``k`` (one ``FPMul``, two cycles per word).
 
+    The multiplier never stalls: a word's products go into a small output FIFO, and a half
+    is issued only while the words in flight plus the FIFO's level leave room (credits), so
+    ``i.ready`` depends on registers only.
+
     Members
     -------
     i : In(stream.Signature(32))
     o : Out(stream.Signature(32))
     k : In(Float16)
     """
+
+    DEPTH = 4          # the multiplier's 3 cycles hold at most two words
 
     def __init__(self):
         super().__init__({
@@ -351,20 +357,25 @@ class HalfScaler(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        mul = FPMul(3, backpressure=True, tag_width=1)
+        mul = FPMul(3, tag_width=1)
         m.submodules.mul = mul
-        half = Signal()
-        m.d.comb += [mul.i.valid.eq(self.i.valid), mul.i.payload.a.eq(self.i.payload.word_select(half, 16)),
+        out = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=self.DEPTH)
+        m.submodules.out = out
+        half = Signal()                       # 1: the word's upper half goes next
+        in_flight = Signal(range(self.DEPTH + 1))
+        issue = self.i.valid & (in_flight + out.level < self.DEPTH)
+        m.d.comb += [mul.i.valid.eq(issue), mul.i.payload.a.eq(self.i.payload.word_select(half, 16)),
                      mul.i.payload.b.eq(self.k), mul.i.payload.tag.eq(half),
-                     self.i.ready.eq(mul.i.ready & half)]
-        with m.If(mul.i.valid & mul.i.ready):
+                     self.i.ready.eq(issue & half)]
+        with m.If(issue):
             m.d.sync += half.eq(~half)
         lo = Signal(16)
-        m.d.comb += [self.o.valid.eq(mul.o.valid & mul.o.payload.tag),
-                     self.o.payload.eq(Cat(lo, mul.o.payload.z)),
-                     mul.o.ready.eq(~mul.o.payload.tag | self.o.ready)]
         with m.If(mul.o.valid & ~mul.o.payload.tag):
             m.d.sync += lo.eq(mul.o.payload.z)
+        m.d.comb += [out.w_en.eq(mul.o.valid & mul.o.payload.tag),
+                     out.w_data.eq(Cat(lo, mul.o.payload.z))]
+        m.d.sync += in_flight.eq(in_flight + (self.i.valid & self.i.ready) - out.w_en)
+        wiring.connect(m, out.r_stream, wiring.flipped(self.o))
         return m
 
 

@@ -10,7 +10,7 @@ Every weight is updated; nothing is skipped, so signed zeros follow IEEE rules.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..fp16 import FPFMA, Float16
@@ -55,10 +55,12 @@ class UpdateUnit(wiring.Component):
     at any time; a write takes effect for the words accepted after it (not for a word
     accepted in the same cycle).  The registers reset to zero: write them first.
 
-    The lanes are FPFMA pipelines with back-pressure (``o.ready`` low stalls them; in the
-    momentum build the stall of the second FMA rank holds the first, combinationally),
-    so one word per cycle goes through at full rate and none is dropped.  Latency:
-    ``stages`` cycles (plain build) or ``2·stages`` (momentum build).
+    The lanes are FPFMA pipelines that never stall; their results go into an output FIFO,
+    and a word is accepted only while the words in flight plus the FIFO's level leave room
+    for it (credits), so none is dropped and ``i.ready`` depends on registers only: no
+    combinational path from ``o.ready`` back into the pipelines or to ``i.ready``.  One word
+    per cycle goes through at full rate.  Latency: ``stages`` cycles (plain build) or
+    ``2·stages`` (momentum build), plus the FIFO's two.
 
     Parameters
     ----------
@@ -95,7 +97,7 @@ class UpdateUnit(wiring.Component):
         self.momentum = bool(momentum)
         self.shift_width = int(shift_width)
         self.stages = FPFMA.DEFAULT_STAGES if stages is None else int(stages)
-        self.latency = self.stages * (2 if self.momentum else 1)
+        self.latency = self.stages * (2 if self.momentum else 1) + 2     # + the output FIFO
         self.regs_layout = update_regs_layout(self.shift_width, self.momentum)
         self.in_layout = update_in_layout(self.lanes, self.momentum)
         self.out_layout = update_out_layout(self.lanes, self.momentum)
@@ -113,19 +115,30 @@ class UpdateUnit(wiring.Component):
         with m.If(self.regs.valid):
             m.d.sync += regs.eq(self.regs.payload)
 
+        # results → output FIFO; credits: in flight + queued < depth
+        depth = self.latency + 2
+        out = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=depth)
+        m.submodules.out = out
+        result = Signal(self.out_layout)
+        in_flight = Signal(range(depth + 1))
+        accepted = self.i.valid & self.i.ready
+        m.d.sync += in_flight.eq(in_flight + accepted - out.w_en)
+        m.d.comb += [self.i.ready.eq(in_flight + out.level < depth),
+                     out.w_data.eq(result), self.o.valid.eq(out.r_rdy),
+                     self.o.payload.eq(out.r_data), out.r_en.eq(self.o.ready)]
+
         # W ← W − lr·step·2^−s, one rounding per lane
-        upd = [FPFMA(self.stages, backpressure=True, scale_width=sw,
-                     tag_width=16 if self.momentum else 0) for _ in range(L)]
+        upd = [FPFMA(self.stages, scale_width=sw, tag_width=16 if self.momentum else 0)
+               for _ in range(L)]
         for l, u in enumerate(upd):
             m.submodules[f"upd{l}"] = u
             m.d.comb += [u.i.payload.neg_prod.eq(1), u.i.payload.neg_c.eq(0),
-                         u.o.ready.eq(self.o.ready), self.o.payload.w[l].eq(u.o.payload.z)]
-        m.d.comb += self.o.valid.eq(upd[0].o.valid)
+                         result.w[l].eq(u.o.payload.z)]
+        m.d.comb += out.w_en.eq(upd[0].o.valid)
 
         if not self.momentum:
-            m.d.comb += self.i.ready.eq(upd[0].i.ready)
             for l, u in enumerate(upd):
-                m.d.comb += [u.i.valid.eq(self.i.valid), u.i.payload.a.eq(regs.lr),
+                m.d.comb += [u.i.valid.eq(accepted), u.i.payload.a.eq(regs.lr),
                              u.i.payload.b.eq(self.i.payload.g[l]),
                              u.i.payload.c.eq(self.i.payload.w[l]),
                              u.i.payload.scale.eq(regs.shift)]
@@ -134,24 +147,21 @@ class UpdateUnit(wiring.Component):
         # m' = μ·m + g; w and g (and, in lane 0, the update's registers) ride along in the
         # tag, so the two FMAs need no delay lines of their own
         reg_tag = Cat(regs.lr, regs.shift, regs.momentum)
-        mom = [FPFMA(self.stages, backpressure=True,
-                     tag_width=32 + (len(reg_tag) if l == 0 else 0)) for l in range(L)]
-        m.d.comb += self.i.ready.eq(mom[0].i.ready)
+        mom = [FPFMA(self.stages, tag_width=32 + (len(reg_tag) if l == 0 else 0)) for l in range(L)]
         lane0 = mom[0].o.payload.tag[32:]
         lr, shift, use_m = lane0[:16], lane0[16:16 + sw], lane0[16 + sw]
         for l, (u1, u2) in enumerate(zip(mom, upd)):
             m.submodules[f"mom{l}"] = u1
             p = self.i.payload
             tag = Cat(p.w[l], p.g[l], reg_tag) if l == 0 else Cat(p.w[l], p.g[l])
-            m.d.comb += [u1.i.valid.eq(self.i.valid), u1.i.payload.a.eq(regs.mu),
+            m.d.comb += [u1.i.valid.eq(accepted), u1.i.payload.a.eq(regs.mu),
                          u1.i.payload.b.eq(p.m[l]), u1.i.payload.c.eq(p.g[l]),
                          u1.i.payload.neg_prod.eq(0), u1.i.payload.neg_c.eq(0),
-                         u1.i.payload.tag.eq(tag),
-                         u1.o.ready.eq(upd[0].i.ready)]
+                         u1.i.payload.tag.eq(tag)]
             w, g = u1.o.payload.tag[:16], u1.o.payload.tag[16:32]
             new_m = u1.o.payload.z
             m.d.comb += [u2.i.valid.eq(mom[0].o.valid), u2.i.payload.a.eq(lr),
                          u2.i.payload.b.eq(Mux(use_m, new_m, g)), u2.i.payload.c.eq(w),
                          u2.i.payload.scale.eq(shift), u2.i.payload.tag.eq(new_m),
-                         self.o.payload.m[l].eq(u2.o.payload.tag)]
+                         result.m[l].eq(u2.o.payload.tag)]
         return m
