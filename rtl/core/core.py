@@ -464,7 +464,14 @@ class TridentCore(wiring.Component):
             wiring.connect(m, bp_load.o, fp.weights)
         with m.Else():
             wiring.connect(m, fp_load.o, fp.weights)
-        m.d.comb += [fp_load.n_in.eq(d.in_total), fp_load.row_words.eq(a["words"]),
+        # the run's configuration, registered: the descriptor settles long before DISPATCH
+        # (the product loop, the checks and the parameter header come between)
+        groups = Mux(bp_op, groups_in, groups_out)
+        m.d.sync += [n_groups.eq(groups), wg_groups.eq(groups_out),
+                     last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
+                     # BP: words of the last, partial weight group of a row
+                     last_words.eq(a["words"] - ((groups - 1) << (log_l - 1)))]
+        m.d.sync += [fp_load.n_in.eq(d.in_total), fp_load.row_words.eq(a["words"]),
                      fp_load.n_groups.eq(n_groups), fp_load.last_lanes.eq(last_lanes),
                      bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
                      bp_load.last_words.eq(last_words),
@@ -577,11 +584,6 @@ class TridentCore(wiring.Component):
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 m.d.comb += restart.eq(1)
-                groups = Mux(bp_op, groups_in, groups_out)
-                m.d.sync += [n_groups.eq(groups), wg_groups.eq(groups_out),
-                             last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
-                             # BP: words of the last, partial weight group of a row
-                             last_words.eq(a["words"] - ((groups - 1) << (log_l - 1)))]
                 with m.Switch(op):
                     with m.Case(Opcode.FP):
                         m.next = "FP_LOAD"

@@ -14,9 +14,13 @@ only count and shuffle halves:
 :class:`HalfScaler`       both halves of a word times a binary16 constant (``δO = G·inv_T``)
 :class:`RowReplay`        a per-sample row read once, presented for every step
 :class:`StreamFork`       one stream to two consumers, each behind a FIFO (BPWG: ``δI`` to BP and WG)
+
+The adapters' configuration inputs (counts, words per row) must hold their values from the
+cycle before ``start`` to the end of the run: the units compare against registered copies
+(:func:`last_of`).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,8 +28,31 @@ from ..fp16 import FPMul, Float16
 from .dma import write_layout
 from .ports import WORD_BITS
 
-__all__ = ["FPWeightLoader", "BPWeightLoader", "LaneGather", "LaneSplit", "GradScatter",
+__all__ = ["last_of", "FPWeightLoader", "BPWeightLoader", "LaneGather", "LaneSplit", "GradScatter",
            "HalfScaler", "RowReplay", "StreamFork"]
+
+
+class _LastIndex(Elaboratable):
+    """``last = value − 1``, registered (its own module: no enclosing ``If`` can gate it)."""
+
+    def __init__(self, value):
+        self.value = value
+        self.last = Signal.like(value, name="last")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.last.eq(self.value - 1)
+        return m
+
+
+def last_of(m, value):
+    """``value − 1`` in a register of ``value``'s width, for a unit's "last index"
+    comparisons: its configuration inputs hold steady while it runs, so the comparison
+    needs no subtractor (a carry chain) in its path; the register follows a changed input
+    one cycle later.  Safe to call inside ``m.If``/``m.FSM`` blocks."""
+    unit = _LastIndex(value)
+    m.submodules += unit
+    return unit.last
 
 
 def _lanes_word(lanes):
@@ -73,8 +100,9 @@ class FPWeightLoader(wiring.Component):
         hi = Signal(_lanes_word(L))
         hi_pending = Signal()
         addr = Signal.like(self.o.payload.addr)
-        n_lanes = Mux(g == self.n_groups - 1, self.last_lanes, L)
-        group_end = lane == n_lanes - 1
+        last_group = g == last_of(m, self.n_groups)
+        n_lanes = Mux(last_group, self.last_lanes, L)
+        group_end = lane == Mux(last_group, last_of(m, self.last_lanes), L - 1)
         # the odd word goes out in the cycle after the even one; only a one-lane group can
         # complete again in that cycle, so only then is the input held back
         m.d.comb += self.i.ready.eq(~(hi_pending & group_end & (n_lanes == 1)))
@@ -83,7 +111,7 @@ class FPWeightLoader(wiring.Component):
             m.d.sync += [lo[lane].eq(self.i.payload[:16]), hi[lane].eq(self.i.payload[16:])]
             with m.If(group_end):
                 m.d.sync += lane.eq(0)
-                with m.If(p == self.row_words - 1):
+                with m.If(p == last_of(m, self.row_words)):
                     m.d.sync += [p.eq(0), g.eq(g + 1)]
                 with m.Else():
                     m.d.sync += p.eq(p + 1)
@@ -147,8 +175,9 @@ class BPWeightLoader(wiring.Component):
         g = Signal.like(self.n_groups)
         acc = Signal(half * WORD_BITS)
         addr = Signal.like(self.o.payload.addr)
-        n_words = Mux(g == self.n_groups - 1, self.last_words, half)
-        last = k == n_words - 1
+        last_group = g == last_of(m, self.n_groups)
+        n_words = Mux(last_group, self.last_words, half)
+        last = k == Mux(last_group, last_of(m, self.last_words), half - 1)
         m.d.comb += self.i.ready.eq(1)
         word = Signal(half * WORD_BITS)
         for q in range(half):
@@ -159,7 +188,7 @@ class BPWeightLoader(wiring.Component):
             m.d.sync += acc.word_select(k, WORD_BITS).eq(self.i.payload)
             with m.If(last):
                 m.d.sync += [k.eq(0), addr.eq(addr + 1)]
-                with m.If(j == self.n_rows - 1):
+                with m.If(j == last_of(m, self.n_rows)):
                     m.d.sync += [j.eq(0), g.eq(g + 1)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
@@ -201,7 +230,7 @@ class LaneGather(wiring.Component):
         k = Signal(range(max(2, half)))         # word within the value
         w = Signal.like(self.row_words)         # word within the row
         acc = Signal(half * WORD_BITS)
-        row_end = w == self.row_words - 1
+        row_end = w == last_of(m, self.row_words)
         last = (k == half - 1) | row_end
         word = Signal(half * WORD_BITS)
         for q in range(half):
@@ -253,7 +282,7 @@ class LaneSplit(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             with m.If(q == half - 1):
                 m.d.sync += q.eq(0)
-                with m.If(g == self.n_groups - 1):
+                with m.If(g == last_of(m, self.n_groups)):
                     m.d.sync += [g.eq(0), col.eq(0)]
                 with m.Else():
                     m.d.sync += [g.eq(g + 1), col.eq(col + 1)]
@@ -303,11 +332,11 @@ class GradScatter(wiring.Component):
         even = Signal(_lanes_word(L))
         idx = Signal.like(self.n_in)              # inputs of the group taken
         group = Signal.like(self.n_groups)
-        n_lanes = Mux(group == self.n_groups - 1, self.last_lanes, L)
+        n_lanes = Mux(group == last_of(m, self.n_groups), self.last_lanes, L)
         lane = Signal(range(L))
         value = self.i.payload.value
         odd_in = idx[0]
-        last_in = idx == self.n_in - 1
+        last_in = idx == last_of(m, self.n_in)
         # a pair is complete with its odd input, or with the even one if it is the last
         pair = Signal()
         m.d.comb += pair.eq(self.i.valid & (odd_in | last_in))
@@ -418,7 +447,7 @@ class RowReplay(wiring.Component):
         have = Signal()                            # rd.data is the next word to present
         t = Signal(8)
         o_fire = self.o.valid & self.o.ready
-        last_word = w == self.words - 1
+        last_word = w == last_of(m, self.words)
         with m.If(~self.replay | (t == 0)):
             m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload),
                          self.i.ready.eq(self.o.ready),
@@ -432,7 +461,7 @@ class RowReplay(wiring.Component):
         with m.If(o_fire & self.replay):
             m.d.sync += w.eq(Mux(last_word, 0, w + 1))
             with m.If(last_word):
-                m.d.sync += [t.eq(Mux(t == self.steps - 1, 0, t + 1)), fetch.eq(0), have.eq(0)]
+                m.d.sync += [t.eq(Mux(t == last_of(m, self.steps), 0, t + 1)), fetch.eq(0), have.eq(0)]
         with m.If(self.start):
             m.d.sync += [w.eq(0), fetch.eq(0), have.eq(0), t.eq(0)]
         return m

@@ -80,6 +80,7 @@ def test_row_replay():
             ctx.set(dut.words, words)
             ctx.set(dut.steps, steps)
             ctx.set(dut.replay, replay)
+            await ctx.tick()                # the configuration settles a cycle before start
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
