@@ -330,7 +330,7 @@ class TridentCore(wiring.Component):
         m.submodules.state = state
         st_rd = state.read_port()
         st_wr = state.write_port()
-        fp_phase = Signal()
+        fp_phase = Signal()               # an FP descriptor: to the forward pipe, else BPN's
         for port, a, b in ((st_rd.addr, fpipe.state.raddr, bpipe.state.raddr),
                            (st_rd.en, fpipe.state.ren, bpipe.state.ren),
                            (st_wr.addr, fpipe.state.waddr, bpipe.state.waddr),
@@ -466,6 +466,7 @@ class TridentCore(wiring.Component):
             wiring.connect(m, fp_load.o, fp.weights)
         # the run's configuration, registered: the descriptor settles long before DISPATCH
         # (the product loop, the checks and the parameter header come between)
+        m.d.sync += fp_phase.eq(is_op[Opcode.FP])       # the neuron unit and state memory
         groups = Mux(bp_op, groups_in, groups_out)
         m.d.sync += [n_groups.eq(groups), wg_groups.eq(groups_out),
                      last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
@@ -612,7 +613,6 @@ class TridentCore(wiring.Component):
 
             # ---- FP: the weight tile (full groups of L rows, then the last group) -------
             with m.State("FP_LOAD"):
-                m.d.comb += fp_phase.eq(1)
                 full = Mux(last_lanes == L, n_groups, n_groups - 1)
                 with m.If(full != 0):
                     program(0, dma.rd_cmd[0], a["addr"], a=full, sa=a["pitch"] << log_l,
@@ -626,7 +626,6 @@ class TridentCore(wiring.Component):
                     m.d.sync += sent.eq(0)
                     m.next = "FP_RUN"
             with m.State("FP_RUN"):
-                m.d.comb += fp_phase.eq(1)
                 offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
                                   "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
                 program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=b_steps,
