@@ -13,18 +13,18 @@ Run: ``python bench/bpwg_sim.py`` (a Verilator build of about half a minute the 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from trident.atomic import atomic_write_text
 from trident.golden.data import load_dataset
 from trident.golden.hw import descriptors as D
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
 from trident.sw.device_backend import DeviceBackend, open_device
+
+from _report import write_report
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 
@@ -119,10 +119,7 @@ def main(argv=None):
             lines.append(f"| `{arch}` | {c['tag']} | {c['bp']:,} | {c['wg']:,} | {c['bp_then_wg']:,} | {c['bpwg']:,} | "
                          f"{c['bpwg'] / c['bp_then_wg']:.3f} | {c['bpwg'] / max(c['bp'], c['wg']):.3f} |")
     lines += ["", "Reproduce: `python bench/bpwg_sim.py`.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps({"config": vars(args) | {"out": str(args.out)},
-                                                                  "rows": rows}, indent=2) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines))
+    write_report(args.out, {"config": vars(args) | {"out": str(args.out)}, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
 
-from trident.atomic import atomic_write_text
 from trident.golden.hw import compiler as C
 from trident.golden.hw import descriptors as D
 from trident.golden.hw import program as P
@@ -31,6 +29,8 @@ from trident.golden.hw.network import HwExactNetwork
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.traffic import gpu_bptt_traffic
+
+from _report import write_report
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 
@@ -134,10 +134,8 @@ def main(argv=None):
     for r in rows:
         print(f"{r['network']}: Trident {_mb(r['trident_bytes'])} MB, GPU {_mb(r['gpu_fp32_bytes'])} MB, "
               f"reduction {100 * r['reduction_vs_fp32']:.1f} %")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(
-        {"steps": args.steps, "batch": args.batch, "networks": rows}, indent=2) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), report(rows, args.steps, args.batch))
+    write_report(args.out, {"steps": args.steps, "batch": args.batch, "networks": rows},
+                 report(rows, args.steps, args.batch))
 
 
 if __name__ == "__main__":

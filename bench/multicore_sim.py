@@ -14,20 +14,20 @@ Writes ``bench/reports/multicore_sim.{md,json}``.  Run: ``python bench/multicore
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
 
-from trident.atomic import atomic_write_text
 from trident.golden.data import load_dataset
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
 from trident.golden.traffic import gpu_bptt_traffic
 from trident.sw.device_backend import DeviceBackend, open_device
+
+from _report import write_report
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 
@@ -132,10 +132,7 @@ def main(argv=None):
     lines += ["", f"GPU fp32 BPTT step of the same network and batch (golden.traffic, docs/dram-traffic.md): "
               f"{rows[0]['gpu_fp32_bytes']:,} bytes.", "", f"All N give the same weights: {'yes' if len({r['weights_sha256'] for r in rows}) == 1 else 'NO'}.",
               "", "Reproduce: `python bench/multicore_sim.py`.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps({"config": vars(args) | {"out": str(args.out)},
-                                                                  "rows": rows}, indent=2) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines))
+    write_report(args.out, {"config": vars(args) | {"out": str(args.out)}, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":
