@@ -188,11 +188,17 @@ class ForwardPipe(wiring.Component):
                 m.d.sync += [j.eq(0), lane.eq(0), t.eq(Mux(t == last_of(m, T), 0, t + 1))]
             with m.Else():
                 m.d.sync += [j.eq(j + 1), lane.eq(Mux(lane == L - 1, 0, lane + 1))]
+        # the state word is registered before the unit: the block RAM's output (slow on
+        # ECP5) goes no further than a register
+        s2_valid = Signal()
+        s2 = Signal.like(s1)
+        s2_v = Signal(16)
+        m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1), s2_v.eq(self.state.rdata)]
         with m.If(self.start):
-            m.d.sync += [j.eq(0), lane.eq(0), t.eq(0), s1_valid.eq(0)]
-        m.d.comb += [nu.i.valid.eq(s1_valid), nu.i.payload.x.eq(s1.x),
-                     nu.i.payload.v.eq(self.state.rdata), nu.i.payload.first.eq(s1.first),
-                     nu.i.payload.tag.eq(s1.tag)]
+            m.d.sync += [j.eq(0), lane.eq(0), t.eq(0), s1_valid.eq(0), s2_valid.eq(0)]
+        m.d.comb += [nu.i.valid.eq(s2_valid), nu.i.payload.x.eq(s2.x),
+                     nu.i.payload.v.eq(s2_v), nu.i.payload.first.eq(s2.first),
+                     nu.i.payload.tag.eq(s2.tag)]
 
         # ---- outputs
         o = nu.o.payload
