@@ -13,27 +13,21 @@ Run: ``python bench/bpwg_sim.py`` (a Verilator build of about half a minute the 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
-from trident.golden.data import load_dataset
 from trident.golden.hw import descriptors as D
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
 from trident.sw.device_backend import DeviceBackend, open_device
 
-from _report import write_report
-
-REPORTS = Path(__file__).resolve().parent / "reports"
+from _common import digits_step, sim_step_arguments, write_report
 
 
 def one_step(arch, steps, batch, simulator):
     """``{"fused": figures, "apart": figures, "golden": sha}`` of one step of ``arch`` on digits."""
-    data = load_dataset("digits", steps)
-    x = data.x_train[:batch].unsqueeze(0).expand(steps, batch, *data.x_train.shape[1:]).contiguous()
-    y = data.y_train[:batch]
+    data, x, y = digits_step(steps, batch)
 
     def model():
         torch.manual_seed(0)
@@ -78,10 +72,7 @@ def descriptor_cycles(backend, bpwg) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["fc128", "fc64,fc48"])
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--simulator", default="verilator")
-    parser.add_argument("--out", type=Path, default=REPORTS / "bpwg_sim")
+    sim_step_arguments(parser, "bpwg_sim")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = {}

@@ -30,9 +30,8 @@ from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.traffic import gpu_bptt_traffic
 
-from _report import write_report
+from _common import REPORTS, write_report
 
-REPORTS = Path(__file__).resolve().parent / "reports"
 
 # name, architecture, input shape, classes, spike input (False: direct-encoded analog),
 # core parameters other than the defaults (FC output tiles are multiples of 32 neurons, so a

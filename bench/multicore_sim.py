@@ -16,26 +16,20 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from pathlib import Path
 
 import torch
 
-from trident.golden.data import load_dataset
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
 from trident.golden.traffic import gpu_bptt_traffic
 from trident.sw.device_backend import DeviceBackend, open_device
 
-from _report import write_report
-
-REPORTS = Path(__file__).resolve().parent / "reports"
+from _common import digits_step, sim_step_arguments, write_report
 
 
 def one_step(cores, model_name, steps, batch, simulator):
-    data = load_dataset("digits", steps)
-    x = data.x_train[:batch].unsqueeze(0).expand(steps, batch, *data.x_train.shape[1:]).contiguous()
-    y = data.y_train[:batch]
+    data, x, y = digits_step(steps, batch)
     torch.manual_seed(0)
     model = SpikingNetwork(model_name, data.input_shape, data.n_classes, NeuronConfig(kind="lif", detach_reset=True))
     gpu_bytes = gpu_bptt_traffic(SpikingNetwork(model_name, data.input_shape, data.n_classes,
@@ -92,10 +86,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--model", default="mlp-small")
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--simulator", default="verilator")
-    parser.add_argument("--out", type=Path, default=REPORTS / "multicore_sim")
+    sim_step_arguments(parser, "multicore_sim")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = []

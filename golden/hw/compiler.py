@@ -639,19 +639,22 @@ class _Builder:
                           **self._input_of(i).slot("b", ilo * f["in_plane"], inn * f["in_plane"]),
                           **self._delta(i).slot("c", olo * f["out_plane"], on * f["out_plane"]))
 
+    def _bp_fields(self, i, lo, n) -> dict:
+        """BP's fields for inputs ``[lo, lo + n)`` of layer ``i``: the tile, the weight columns
+        (a), ``δI`` (b) and the ``δS`` of the layer below (c)."""
+        L, f = self.layers[i], self.layers[i].fields()
+        return dict(out_cnt=L.out_total, in_lo=lo, in_cnt=n,
+                    **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]), **self._delta(i).slot("b"),
+                    **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"]))
+
     def bp(self, i, tile):
-        L, (lo, n) = self.layers[i], tile
-        f = L.fields()
-        return self._desc(L, D.Opcode.BP, out_cnt=L.out_total, in_lo=lo, in_cnt=n,
-                          **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]), **self._delta(i).slot("b"),
-                          **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"]))
+        return self._desc(self.layers[i], D.Opcode.BP, **self._bp_fields(i, *tile))
 
     def bpwg(self, i, tile):
+        """BP's fields plus WG's gradient tile (d) and input (e) of the same inputs."""
         L, (lo, n) = self.layers[i], tile
         f = L.fields()
-        return self._desc(L, D.Opcode.BPWG, out_cnt=L.out_total, in_lo=lo, in_cnt=n, analog=int(L.analog),
-                          **self.weights[i].slot("a", lo * f["kk"], n * f["kk"]), **self._delta(i).slot("b"),
-                          **self.dS[i - 1].slot("c", lo * f["in_plane"], n * f["in_plane"]),
+        return self._desc(L, D.Opcode.BPWG, analog=int(L.analog), **self._bp_fields(i, lo, n),
                           **self.grads[i].slot("d", lo * f["kk"], n * f["kk"]),
                           **self._input_of(i).slot("e", lo * f["in_plane"], n * f["in_plane"]))
 

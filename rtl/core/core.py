@@ -278,8 +278,7 @@ class TridentCore(wiring.Component):
             m.d.comb += err.eq(ErrorCode.STATE_CAPACITY)
         with m.Elif(inputs_bad):
             m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
-        with m.Elif(wg_op & ((prod["acap"] > self.acc_depth)
-                                        | (groups_out > self.wg_groups))):
+        with m.Elif(wg_op & ((prod["acap"] > self.acc_depth) | (groups_out > self.wg_groups))):
             m.d.comb += err.eq(ErrorCode.ACC_CAPACITY)
         with m.Elif(param_bad | out_of_dram):
             m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)

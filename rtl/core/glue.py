@@ -24,6 +24,7 @@ from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engines.credit import CreditBuffer
 from ..fp16 import FPMul, Float16
 from .dma import write_layout
 from .ports import WORD_BITS
@@ -388,11 +389,10 @@ class HalfScaler(wiring.Component):
         m = Module()
         mul = FPMul(3, tag_width=1)
         m.submodules.mul = mul
-        out = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=self.DEPTH)
+        out = CreditBuffer(WORD_BITS, depth=self.DEPTH)
         m.submodules.out = out
         half = Signal()                       # 1: the word's upper half goes next
-        in_flight = Signal(range(self.DEPTH + 1))
-        issue = self.i.valid & (in_flight + out.level < self.DEPTH)
+        issue = self.i.valid & out.room
         m.d.comb += [mul.i.valid.eq(issue), mul.i.payload.a.eq(self.i.payload.word_select(half, 16)),
                      mul.i.payload.b.eq(self.k), mul.i.payload.tag.eq(half),
                      self.i.ready.eq(issue & half)]
@@ -401,10 +401,10 @@ class HalfScaler(wiring.Component):
         lo = Signal(16)
         with m.If(mul.o.valid & ~mul.o.payload.tag):
             m.d.sync += lo.eq(mul.o.payload.z)
-        m.d.comb += [out.w_en.eq(mul.o.valid & mul.o.payload.tag),
-                     out.w_data.eq(Cat(lo, mul.o.payload.z))]
-        m.d.sync += in_flight.eq(in_flight + (self.i.valid & self.i.ready) - out.w_en)
-        wiring.connect(m, out.r_stream, wiring.flipped(self.o))
+        m.d.comb += [out.admit.eq(self.i.valid & self.i.ready),
+                     out.done.eq(mul.o.valid & mul.o.payload.tag),
+                     out.result.eq(Cat(lo, mul.o.payload.z))]
+        wiring.connect(m, out.o, wiring.flipped(self.o))
         return m
 
 

@@ -146,6 +146,7 @@ class ForwardPipe(wiring.Component):
         m = Module()
         L = self.lanes
         J, T = self.n_out, self.n_steps
+        j_last, t_last = last_of(m, J), last_of(m, T)
         tag = data.StructLayout({"j": self.jbits, "last": 1})
         nu = self.neuron
         mul = FPMul(3, tag_width=self.jbits)
@@ -175,7 +176,7 @@ class ForwardPipe(wiring.Component):
         s1 = Signal(data.StructLayout({"x": 16, "first": 1, "tag": tag}))
         room = ((pending + spk_fifo.level < OUT_DEPTH) & (pending + val_fifo.level < OUT_DEPTH))
         take = self.currents.valid & (in_flight < J) & room
-        row_end = j == last_of(m, J)
+        row_end = j == j_last
         m.d.comb += [
             self.currents.ready.eq(take & ((lane == L - 1) | row_end)),
             self.state.raddr.eq(j), self.state.ren.eq(1),
@@ -183,9 +184,9 @@ class ForwardPipe(wiring.Component):
         m.d.sync += s1_valid.eq(take)
         with m.If(take):
             m.d.sync += [s1.x.eq(self.currents.payload.value[lane]),
-                         s1.first.eq(t == 0), s1.tag.j.eq(j), s1.tag.last.eq(t == last_of(m, T))]
+                         s1.first.eq(t == 0), s1.tag.j.eq(j), s1.tag.last.eq(t == t_last)]
             with m.If(row_end):
-                m.d.sync += [j.eq(0), lane.eq(0), t.eq(Mux(t == last_of(m, T), 0, t + 1))]
+                m.d.sync += [j.eq(0), lane.eq(0), t.eq(Mux(t == t_last, 0, t + 1))]
             with m.Else():
                 m.d.sync += [j.eq(j + 1), lane.eq(Mux(lane == L - 1, 0, lane + 1))]
         # the state word is registered before the unit: the block RAM's output (slow on
@@ -220,7 +221,7 @@ class ForwardPipe(wiring.Component):
         # spikes: 32 per word
         bits = Signal(32)
         pos = otag.j[:5]
-        out_last = otag.j == last_of(m, J)
+        out_last = otag.j == j_last
         word = bits | (o.s << pos)[:32]
         hidden = fired & ~self.readout
         with m.If(hidden):
@@ -238,7 +239,7 @@ class ForwardPipe(wiring.Component):
         v_fire = Mux(self.readout, mul.o.valid, hidden)
         v_val = Mux(self.readout, mul.o.payload.z, o.h)
         v_j = Mux(self.readout, mul.o.payload.tag, otag.j)
-        emit = packer.push(v_fire, v_val, v_j, v_j == last_of(m, J))
+        emit = packer.push(v_fire, v_val, v_j, v_j == j_last)
         m.d.comb += [val_fifo.w_data.eq(packer.word(v_val, v_j)), val_fifo.w_en.eq(emit)]
 
         for name, buf in (("spike", spk_fifo), ("value", val_fifo)):
@@ -308,6 +309,7 @@ class BackwardPipe(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         J, T = self.n_out, self.n_steps
+        j_last, t_last = last_of(m, J), last_of(m, T)
         tag = data.StructLayout({"ds": 16, "j": self.jbits, "last": 1})
         fwd = self.neuron
         bu = NeuronBackwardUnit(tag_width=self.jbits)
@@ -327,14 +329,14 @@ class BackwardPipe(wiring.Component):
         j = Signal(self.jbits)
         t = Signal.like(T)                  # steps done in this sample (0: t = T−1)
         in_flight = Signal(range(max(self.max_neurons, OUT_DEPTH) + 2))
-        row_end = j == last_of(m, J)
+        row_end = j == j_last
         pair_end = j[0] | row_end
         take = (self.h_in.valid & self.ds_in.valid & (in_flight < J)
                 & (in_flight + out_fifo.level < OUT_DEPTH))
         m.d.comb += [self.h_in.ready.eq(take & pair_end), self.ds_in.ready.eq(take & pair_end)]
         with m.If(take):
             with m.If(row_end):
-                m.d.sync += [j.eq(0), t.eq(Mux(t == last_of(m, T), 0, t + 1))]
+                m.d.sync += [j.eq(0), t.eq(Mux(t == t_last, 0, t + 1))]
             with m.Else():
                 m.d.sync += j.eq(j + 1)
         with m.If(self.start):
@@ -371,7 +373,7 @@ class BackwardPipe(wiring.Component):
             m.d.sync += in_flight.eq(0)
         m.d.comb += self.busy.eq(in_flight != 0)
         packer = _HalfPacker(m, "di")
-        emit = packer.push(fired, bu.o.payload.di, oj, oj == last_of(m, J))
+        emit = packer.push(fired, bu.o.payload.di, oj, oj == j_last)
         m.d.sync += Assert(~emit | out_fifo.w_rdy,
                            "backward pipe: δI word written to a full FIFO (admission credit)")
         m.d.comb += [out_fifo.w_data.eq(packer.word(bu.o.payload.di, oj)), out_fifo.w_en.eq(emit),

@@ -10,10 +10,11 @@ Every weight is updated; nothing is skipped, so signed zeros follow IEEE rules.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..fp16 import FPFMA, Float16
+from .credit import CreditBuffer
 
 __all__ = ["UpdateUnit", "update_regs_layout", "update_in_layout", "update_out_layout"]
 
@@ -115,17 +116,13 @@ class UpdateUnit(wiring.Component):
         with m.If(self.regs.valid):
             m.d.sync += regs.eq(self.regs.payload)
 
-        # results → output FIFO; credits: in flight + queued < depth
-        depth = self.latency + 2
-        out = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=depth)
+        out = CreditBuffer(self.out_layout.size, depth=self.latency + 2)
         m.submodules.out = out
         result = Signal(self.out_layout)
-        in_flight = Signal(range(depth + 1))
         accepted = self.i.valid & self.i.ready
-        m.d.sync += in_flight.eq(in_flight + accepted - out.w_en)
-        m.d.comb += [self.i.ready.eq(in_flight + out.level < depth),
-                     out.w_data.eq(result), self.o.valid.eq(out.r_rdy),
-                     self.o.payload.eq(out.r_data), out.r_en.eq(self.o.ready)]
+        m.d.comb += [self.i.ready.eq(out.room), out.admit.eq(accepted), out.result.eq(result),
+                     self.o.valid.eq(out.o.valid), self.o.payload.eq(out.o.payload),
+                     out.o.ready.eq(self.o.ready)]
 
         # W ← W − lr·step·2^−s, one rounding per lane
         upd = [FPFMA(self.stages, scale_width=sw, tag_width=16 if self.momentum else 0)
@@ -134,7 +131,7 @@ class UpdateUnit(wiring.Component):
             m.submodules[f"upd{l}"] = u
             m.d.comb += [u.i.payload.neg_prod.eq(1), u.i.payload.neg_c.eq(0),
                          result.w[l].eq(u.o.payload.z)]
-        m.d.comb += out.w_en.eq(upd[0].o.valid)
+        m.d.comb += out.done.eq(upd[0].o.valid)
 
         if not self.momentum:
             for l, u in enumerate(upd):

@@ -40,20 +40,6 @@ def _batch(shape, steps=3, n=4):
     return torch.rand(steps, n, *shape, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def _slot(d, src, dst):
-    """Slot ``src`` of ``d`` as the fields of slot ``dst``."""
-    return {f"{dst}_{k}": getattr(d, f"{src}_{k}") for k in ("addr", "pitch", "words", "tstride")}
-
-
-def _split(d):
-    """The BP and the WG that a BPWG descriptor fuses, by hand: BP keeps slots a, b, c; WG writes
-    the gradient (BPWG's d) into its a, reads the input (e) as b and δI (b) as c."""
-    none = {f"{s}_{k}": 0 for s in "de" for k in ("addr", "pitch", "words", "tstride")}
-    bp = dataclasses.replace(d, op=O.BP, analog=0, **none)
-    wg = dataclasses.replace(d, op=O.WG, **none, **_slot(d, "d", "a"), **_slot(d, "e", "b"), **_slot(d, "b", "c"))
-    return bp, wg
-
-
 def _run_alone(mem, descs):
     """Run ``descs`` + END from a program area appended past the image; returns (memory, Status)."""
     mem = np.concatenate([mem, np.zeros((len(descs) + 1) * D.DESC_WORDS, np.uint32)])
@@ -82,7 +68,7 @@ def test_bpwg_equals_bp_then_wg_and_reads_delta_once():
         start = mem.copy()
         for buf in (prog.errors[i - 1], prog.grads[i]):         # BPWG's outputs: start from zeros
             start[buf.addr:buf.addr + buf.size] = 0
-        bp, wg = _split(d)
+        bp, wg = D.split_bpwg(d)
         assert D.validate(bp, CORE) == E.NONE and D.validate(wg, CORE) == E.NONE
         after_fused, st_fused = _run_alone(start, [d])
         after_apart, st_apart = _run_alone(start, [bp, wg])
@@ -201,9 +187,9 @@ def test_bpwg_checks_are_the_union_of_bp_and_wg():
     """The failures that come from WG's side (its input row, accumulators, input slot, MAC) are
     not BP's: BP alone passes where BPWG fails; and every case above gives the smallest failing
     code of its BP and its WG (NONE when both pass)."""
-    bp, wg = _split(bpwg())
+    bp, wg = D.split_bpwg(bpwg())
     for core in (D.CoreParams(max_inputs=31), D.CoreParams(acc_depth=127), D.CoreParams(wg_groups=3)):
         assert D.validate(bp, core) == E.NONE and D.validate(wg, core) != E.NONE
     for code, desc, core in test_validate_bpwg.pytestmark[0].args[1]:
-        codes = [D.validate(part, core) for part in _split(desc)]
+        codes = [D.validate(part, core) for part in D.split_bpwg(desc)]
         assert min((c for c in codes if c != E.NONE), default=E.NONE) == code, (code, codes)
