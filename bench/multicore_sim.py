@@ -23,7 +23,7 @@ from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
 from trident.golden.traffic import gpu_bptt_traffic
-from trident.sw.device_backend import DeviceBackend, open_device
+from trident.sw.device_backend import DeviceBackend, core_kwargs_for, open_device
 
 from _common import digits_step, sim_step_arguments, write_report
 
@@ -37,7 +37,8 @@ def one_step(cores, model_name, steps, batch, simulator):
     reference = HwBackend(model, lr=0.5, momentum=0.9)
     reference.train_step(x, y)
     t0 = time.perf_counter()
-    backend = DeviceBackend(model, lambda words: open_device("sim", words, cores=cores, simulator=simulator),
+    backend = DeviceBackend(model, lambda words: open_device("sim", words, cores=cores, simulator=simulator,
+                                                             core_kwargs=core_kwargs_for(model)),
                             lr=0.5, momentum=0.9, loss_scale=1024.0, batch_size=batch, steps=steps,
                             direct_input=True, cores=cores)
     opened = time.perf_counter()

@@ -36,7 +36,7 @@ from trident.golden.hw.forward import dedup_steps
 from trident.golden.hw.network import HwExactNetwork, host_loss_grad
 from trident.golden.training import device_tensor_names
 
-__all__ = ["DeviceBackend", "open_device", "training_core", "DEVICE_KINDS"]
+__all__ = ["DeviceBackend", "open_device", "training_core", "core_kwargs_for", "DEVICE_KINDS"]
 
 DEVICE_KINDS = ("golden-soc", "sim")
 
@@ -44,6 +44,12 @@ DEVICE_KINDS = ("golden-soc", "sim")
 def _dram_words_for(image_words: int) -> int:
     """The SoC's DRAM: the next power of two that holds the image (at least 64 k words)."""
     return max(1 << 16, 1 << (image_words - 1).bit_length())
+
+
+def core_kwargs_for(model) -> dict:
+    """The ``TridentCore`` arguments a model needs beyond the defaults: the conv engines for a
+    CNN (a larger core: only when the model has a convolution)."""
+    return {"conv": True} if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) else {}
 
 
 def training_core(**overrides) -> tuple[dict, D.CoreParams]:
@@ -98,7 +104,7 @@ class DeviceBackend:
         Cores the program is split across (the device must have at least as many).
     core : CoreParams, optional
         What the device's cores can do (the compiler checks the network against it); default:
-        :func:`training_core`'s.
+        :func:`training_core`'s for :func:`core_kwargs_for` the model.
     timeout : float
         Seconds a program may run before the driver gives up with a status dump.
     host_update : bool
@@ -121,7 +127,7 @@ class DeviceBackend:
         self.model = model
         self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
         self.names, self.fixed = device_tensor_names(model)
-        core = core or training_core()[1]
+        core = core or training_core(**core_kwargs_for(model))[1]
         self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores,
                                  host_update=host_update, fuse=fuse)
         self.device = device(_dram_words_for(len(self.program.memory))) if callable(device) else device

@@ -139,9 +139,10 @@ def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool
                          "add --detach-reset (and use it in the fp32 run you compare with)")
     if config.device == "golden":
         return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
-    from .device_backend import DeviceBackend, open_device
+    from .device_backend import DeviceBackend, core_kwargs_for, open_device
     return DeviceBackend(model, lambda words: open_device(config.device, words, cores=config.cores,
-                                                          simulator=config.simulator),
+                                                          simulator=config.simulator,
+                                                          core_kwargs=core_kwargs_for(model)),
                          lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale,
                          batch_size=config.batch_size, steps=config.T, direct_input=direct_input,
                          cores=config.cores)

@@ -501,14 +501,16 @@ class _Builder:
             self.max_tile)
         width = ins[0][1]
         outs = _Split("outputs", L.out_total, gran_out,
-                      lambda n: _ceil(n, c.lanes) * width * f["kk"] <= c.acc_depth and _ceil(n, c.lanes) <= c.wg_groups,
+                      lambda n: (_ceil(n, c.lanes) * width * f["kk"] <= c.acc_depth
+                                 and _ceil(n, c.lanes) <= c.wg_groups and n * f["out_plane"] <= c.state_depth),
                       L.in_total * f["kk"] * f["out_plane"])
         return outs, ins
 
     def bpwg_split(self, L) -> _Split | None:
         """BP and WG of input tiles over all outputs (one ``BPWG`` per tile), or None when the
         layer's WG cannot take all its outputs in one tile (more groups than the accumulators'
-        ``wg_groups``, or not even one granule of inputs fits): then BP and WG run apart."""
+        ``wg_groups``, a δI row larger than the state memory, or not even one granule of inputs
+        fits): then BP and WG run apart."""
         c, f = self.core, L.fields()
         bp = self.bp_split(L)
         groups = _ceil(L.out_total, c.lanes)
@@ -516,7 +518,8 @@ class _Builder:
         split = _Split("inputs", L.in_total, gran, lambda n: (
             bp.fits(n) and n * f["in_plane"] <= c.max_inputs and groups * n * f["kk"] <= c.acc_depth),
             2 * L.out_total * f["kk"] * f["out_plane"])
-        if groups > c.wg_groups or not split.fits(min(gran, L.in_total)):
+        if (groups > c.wg_groups or L.out_total * f["out_plane"] > c.state_depth
+                or not split.fits(min(gran, L.in_total))):
             return None
         return split
 

@@ -452,13 +452,14 @@ def validate(desc, core: CoreParams) -> ErrorCode:
     elif op == Opcode.BP:
         weights, state, inputs = _ceil(d.in_cnt, lanes) * d.out_total * d.kk, d.in_cnt * d.in_plane, \
             d.out_total * d.out_plane
-    elif op == Opcode.BPWG:     # the event lists of BP (a δ row) and WG (an input tile row)
-        weights, state, inputs = _ceil(d.in_cnt, lanes) * d.out_total * d.kk, d.in_cnt * d.in_plane, \
-            max(d.out_total * d.out_plane, d.in_cnt * d.in_plane)
+    elif op == Opcode.BPWG:     # BP's and WG's state (δS tile, δI row) and event lists (δ row, input tile row)
+        weights = _ceil(d.in_cnt, lanes) * d.out_total * d.kk
+        state = max(d.in_cnt * d.in_plane, d.out_total * d.out_plane)
+        inputs = max(d.out_total * d.out_plane, d.in_cnt * d.in_plane)
     elif op == Opcode.BPN:
         weights, state, inputs = 0, d.out_cnt * d.out_plane, 0
-    else:
-        weights, state, inputs = 0, 0, d.in_cnt * d.in_plane
+    else:                       # WG keeps a row of its tile's δI on chip (a conv layer's maps)
+        weights, state, inputs = 0, d.out_cnt * d.out_plane, d.in_cnt * d.in_plane
     if weights > core.weight_depth:
         return ErrorCode.WEIGHT_CAPACITY
     if state > core.state_depth:

@@ -5,18 +5,24 @@ the memory port and runs them on the engines, bit-exact with the golden device m
 
 import inspect
 
-from amaranth.hdl import Assert, Cat, Format, Module, Mux, Print, ResetInserter, Signal, unsigned
+from amaranth.hdl import (Assert, Cat, Const, Format, Module, Mux, Print, ResetInserter, Signal,
+                          unsigned)
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import Out
 
 from ...golden.hw import descriptors as D
 from ..engines import FPEngine, WGEngine
+from ..engines.bp import ConvBPEngine
+from ..engines.conv import ConvEngine
+from ..engines.wg_conv import ConvWGEngine
 from ..engines.update import UpdateUnit
-from ..neuron import NeuronRegisters, NeuronUnit, SurrogateKind
+from ..neuron import NeuronKind, NeuronRegisters, NeuronUnit, SurrogateKind
 from .dma import DMA
 from .glue import (BPWeightLoader, FPWeightLoader, GradScatter, HalfScaler, LaneGather,
                    LaneSplit, RowReplay, StreamFork)
 from .pipes import BackwardPipe, ForwardPipe, neuron_tag_width
+from .pool import PoolRouter, SpikePool
+from .reframe import MapReframer
 from .ports import WORD_BITS, ControlSignature, MemoryPortSignature
 
 __all__ = ["TridentCore", "core_params", "descriptor_layout", "counter_layout", "COUNTERS"]
@@ -54,12 +60,30 @@ def core_params(**params) -> D.CoreParams:
          if v.default is not inspect.Parameter.empty}
     p.update(params)
     dram = (1 << p["addr_width"]) - 1 if p["dram_words"] is None else p["dram_words"]
+    kernel, stride, pool = (CONV_KERNEL, CONV_STRIDE, CONV_POOL) if p["conv"] else (1, 1, 1)
     return D.CoreParams(lanes=p["lanes"], weight_depth=p["weight_depth"],
                         state_depth=p["state_depth"], acc_depth=_acc_words(p["max_inputs"]),
                         wg_groups=p["wg_groups"],
                         max_inputs=p["max_inputs"], max_steps=p["max_steps"],
-                        max_batch=p["max_batch"], max_kernel=1, max_stride=1, max_pool=1,
-                        conv=False, mac=p["mac"], dram_words=dram)
+                        max_batch=p["max_batch"], max_kernel=kernel, max_stride=stride,
+                        max_pool=pool, conv=p["conv"], mac=p["mac"], dram_words=dram)
+
+
+#: The convolution limits of a core built with ``conv=True``: kernel, stride (a power of two:
+#: the engines shift), max-pool window.
+CONV_KERNEL, CONV_STRIDE, CONV_POOL = 5, 2, 4
+
+
+def _conv_map_words(state_depth, lanes):
+    """Words of ``L`` lanes that hold any tile of maps the checks let through (``maps·h·w ≤
+    state_depth``) with rows padded to a power of two: the conv engines' accumulators and the
+    conv WG engine's δ banks."""
+    most = 1
+    for maps in range(1, state_depth + 1):
+        for w in range(1, state_depth // maps + 1):
+            h = state_depth // (maps * w)
+            most = max(most, -(-maps // lanes) * h * (1 << (w - 1).bit_length()))
+    return 1 << (most - 1).bit_length()
 
 
 def _acc_words(max_inputs):
@@ -88,6 +112,9 @@ class TridentCore(wiring.Component):
         Largest ``T`` and ``N``.
     mac : bool
         Analog (MAC) first-layer input: FP in MAC mode, WG with analog inputs.
+    conv : bool
+        Convolution layers (kernel ≤ 5, stride 1 or 2, max-pool window ≤ 4): the conv FP, BP
+        and WG engines, the map reframers and the pooling units (docs/core.md §2).
     addr_width : int
         Memory-port word-address width.
     dram_words : int, optional
@@ -116,8 +143,8 @@ class TridentCore(wiring.Component):
     """
 
     def __init__(self, *, lanes=4, weight_depth=1024, state_depth=256, max_inputs=1024,
-                 max_steps=255, max_batch=256, mac=True, addr_width=24, dram_words=None,
-                 wg_groups=32, fork_depth=32, counter_width=32):
+                 max_steps=255, max_batch=256, mac=True, conv=False, addr_width=24,
+                 dram_words=None, wg_groups=32, fork_depth=32, counter_width=32):
         if lanes < 2 or lanes & (lanes - 1):
             raise ValueError("lanes must be a power of two ≥ 2")
         self.lanes = lanes
@@ -127,6 +154,7 @@ class TridentCore(wiring.Component):
         self.max_steps = max_steps
         self.max_batch = max_batch
         self.mac = mac
+        self.conv = conv
         self.addr_width = addr_width
         self.dram_words = (1 << addr_width) - 1 if dram_words is None else dram_words
         if self.dram_words >= 1 << addr_width:
@@ -150,42 +178,48 @@ class TridentCore(wiring.Component):
         return core_params(lanes=self.lanes, weight_depth=self.weight_depth,
                            state_depth=self.state_depth, max_inputs=self.max_inputs,
                            max_steps=self.max_steps, max_batch=self.max_batch, mac=self.mac,
+                           conv=self.conv,
                            addr_width=self.addr_width, dram_words=self.dram_words,
                            wg_groups=self.wg_groups, counter_width=self.counter_width)
 
     # ------------------------------------------------------------------------------------
-    def _validate(self, m, d, prod, groups_out):
+    def _validate(self, m, d, prod, el, groups_out):
         """The error code of descriptor ``d``: :func:`~trident.golden.hw.descriptors.validate`
-        in its order, for a core without convolution (``max_kernel = stride = pool = 1``)."""
+        in its order.  ``el`` holds the element counts of the slots' rows (products of the
+        fields and the planes, or the fields themselves without conv)."""
         op = d.op
         is_op = {o: op == o for o in Opcode}
         readout = d.layer == LayerType.READOUT
         dram = self.dram_words
         spikes_x = ~d.analog
-        # slot → (used, kind, output, lo, count, full); kind: 0 weights, 1 spikes, 2 half
+        # slot → (used, kind, output, lo, count, full) in elements; kind: 0 weights, 1 spikes,
+        # 2 half (docs/descriptors.md §3, golden ``_used_slots``)
         W, S, H = 0, 1, 2
         x_kind = Mux(spikes_x, S, H)
-
+        weights_in = (el["in_lo_kk"], el["in_cnt_kk"], el["row_w"])   # a tile of input columns
+        x_tile = (el["x_lo"], el["x_cnt"], el["x_full"])
+        outs = (el["o_lo"], el["o_cnt"], el["o_full"])
+        pooled = (el["p_lo"], el["p_cnt"], el["p_full"])
         table = {
-            Opcode.FP: {"a": (1, W, 0, 0, d.in_total, d.in_total),
-                        "b": (1, x_kind, 0, 0, d.in_total, d.in_total),
-                        "c": (1, H, 1, d.out_lo, d.out_cnt, d.out_total),
-                        "d": (~readout, S, 1, d.out_lo, d.out_cnt, d.out_total)},
-            Opcode.BP: {"a": (1, W, 0, d.in_lo, d.in_cnt, d.in_total),
-                        "b": (1, H, 0, 0, d.out_total, d.out_total),
-                        "c": (1, H, 1, d.in_lo, d.in_cnt, d.in_total)},
-            Opcode.BPN: {"b": (1, H, 0, d.out_lo, d.out_cnt, d.out_total),
-                         "c": (1, H, 0, d.out_lo, d.out_cnt, d.out_total),
-                         "d": (1, H, 1, d.out_lo, d.out_cnt, d.out_total)},
-            Opcode.WG: {"a": (1, W, 1, d.in_lo, d.in_cnt, d.in_total),
-                        "b": (1, x_kind, 0, d.in_lo, d.in_cnt, d.in_total),
-                        "c": (1, H, 0, d.out_lo, d.out_cnt, d.out_total)},
+            Opcode.FP: {"a": (1, W, 0, 0, el["row_w"], el["row_w"]),
+                        "b": (1, x_kind, 0, 0, el["x_full"], el["x_full"]),
+                        "c": (1, H, 1, *outs),
+                        "d": (~readout, S, 1, *pooled)},
+            Opcode.BP: {"a": (1, W, 0, *weights_in),
+                        "b": (1, H, 0, 0, el["o_full"], el["o_full"]),
+                        "c": (1, H, 1, *x_tile)},
+            Opcode.BPN: {"b": (1, H, 0, *pooled),
+                         "c": (1, H, 0, *outs),
+                         "d": (1, H, 1, *outs)},
+            Opcode.WG: {"a": (1, W, 1, *weights_in),
+                        "b": (1, x_kind, 0, *x_tile),
+                        "c": (1, H, 0, *outs)},
             # BP's slots, then WG's gradient tile (d) and input (e); its δI is slot b
-            Opcode.BPWG: {"a": (1, W, 0, d.in_lo, d.in_cnt, d.in_total),
-                          "b": (1, H, 0, 0, d.out_total, d.out_total),
-                          "c": (1, H, 1, d.in_lo, d.in_cnt, d.in_total),
-                          "d": (1, W, 1, d.in_lo, d.in_cnt, d.in_total),
-                          "e": (1, x_kind, 0, d.in_lo, d.in_cnt, d.in_total)},
+            Opcode.BPWG: {"a": (1, W, 0, *weights_in),
+                          "b": (1, H, 0, 0, el["o_full"], el["o_full"]),
+                          "c": (1, H, 1, *x_tile),
+                          "d": (1, W, 1, *weights_in),
+                          "e": (1, x_kind, 0, *x_tile)},
         }
 
         def row_words(count, kind):
@@ -224,6 +258,22 @@ class TridentCore(wiring.Component):
         flat = (d.in_h, d.in_w, d.out_h, d.out_w, d.pool_h, d.pool_w, d.kernel, d.stride, d.pool,
                 d.kk, d.in_plane, d.out_plane, d.pool_plane)
         geometry_bad = Cat(*[f != 1 for f in flat]).any() | (d.padding != 0)
+        if self.conv:
+            # out = (in + 2p − K) div stride + 1 (stride 1 or 2: SIZE_LIMIT came first),
+            # pooled = out div pool (as pool·pooled ≤ out < pool·pooled + pool), planes, K²
+            def conv_bad(axis, size_in, size_out, size_pool, pool_prod):
+                span = Signal(10, name=f"span_{axis}")
+                m.d.comb += span.eq(size_in + (d.padding << 1) - d.kernel)
+                spanned = size_in + (d.padding << 1) < d.kernel
+                return (spanned | (size_out != (span >> (d.stride == 2)) + 1)
+                        | (size_pool == 0) | (pool_prod > size_out)
+                        | (size_out - pool_prod >= d.pool))
+            conv_geometry_bad = (
+                conv_bad("h", d.in_h, d.out_h, d.pool_h, prod["ph_pool"])
+                | conv_bad("w", d.in_w, d.out_w, d.pool_w, prod["pw_pool"])
+                | (d.kk != prod["kk2"]) | (d.in_plane != prod["in_plane"])
+                | (d.out_plane != prod["out_plane"]) | (d.pool_plane != prod["pool_plane"]))
+            geometry_bad = Mux(d.layer == LayerType.CONV, conv_geometry_bad, geometry_bad)
         tiles_bad = ((is_op[Opcode.FP] | is_op[Opcode.BPN]) & ((d.in_lo != 0) | (d.in_cnt != d.in_total)))
         bp_op = is_op[Opcode.BP] | is_op[Opcode.BPWG]
         wg_op = is_op[Opcode.WG] | is_op[Opcode.BPWG]
@@ -237,13 +287,16 @@ class TridentCore(wiring.Component):
         sizes = (d.steps, d.batch, d.out_cnt, d.in_cnt, d.out_total, d.in_total, d.kernel,
                  d.stride, d.pool, d.in_h, d.in_w, d.out_h, d.out_w, d.kk, d.in_plane,
                  d.out_plane)
-        limits = ((d.steps > self.max_steps) | (d.batch > self.max_batch) | (d.kernel > 1)
-                  | (d.stride > 1) | (d.pool > 1) | (d.padding >= d.kernel))
-        state = Mux(bp_op, d.in_cnt, Mux(is_op[Opcode.WG], 0, d.out_cnt))
+        kernel, stride, pool = (CONV_KERNEL, CONV_STRIDE, CONV_POOL) if self.conv else (1, 1, 1)
+        limits = ((d.steps > self.max_steps) | (d.batch > self.max_batch) | (d.kernel > kernel)
+                  | (d.stride > stride) | (d.pool > pool) | (d.padding >= d.kernel))
+        # on chip: FP's and BPN's neurons, WG's δI row, BP's δS tile (BPWG: both)
+        state_bad = ((Mux(bp_op, el["x_cnt"], el["o_cnt"]) > self.state_depth)
+                     | (is_op[Opcode.BPWG] & (el["o_full"] > self.state_depth)))
         # the event lists: FP's input row, BP's δ row, WG's input tile row (BPWG: both)
-        inputs_bad = ((is_op[Opcode.FP] & (d.in_total > self.max_inputs))
-                      | (bp_op & (d.out_total > self.max_inputs))
-                      | (wg_op & (d.in_cnt > self.max_inputs)))
+        inputs_bad = ((is_op[Opcode.FP] & (el["x_full"] > self.max_inputs))
+                      | (bp_op & (el["o_full"] > self.max_inputs))
+                      | (wg_op & (el["x_cnt"] > self.max_inputs)))
         update_bad = ((d.a_addr + d.length > dram) | (d.b_addr + d.length > dram)
                       | (d.momentum & (d.c_addr + d.length > dram)))
 
@@ -263,7 +316,7 @@ class TridentCore(wiring.Component):
             m.d.comb += err.eq(ErrorCode.BAD_NEURON)
         with m.Elif(neuron_op & (d.surrogate == 3)):
             m.d.comb += err.eq(ErrorCode.BAD_SURROGATE)
-        with m.Elif((d.layer == LayerType.CONV)
+        with m.Elif(((d.layer == LayerType.CONV) & (not self.conv))
                     | (d.analog & (is_op[Opcode.FP] | wg_op) & (not self.mac))):
             m.d.comb += err.eq(ErrorCode.UNSUPPORTED)
         with m.Elif(Cat(*[f == 0 for f in sizes]).any()):
@@ -274,7 +327,7 @@ class TridentCore(wiring.Component):
             m.d.comb += err.eq(ErrorCode.INCONSISTENT)
         with m.Elif((is_op[Opcode.FP] | bp_op) & (prod["wcap"] > self.weight_depth)):
             m.d.comb += err.eq(ErrorCode.WEIGHT_CAPACITY)
-        with m.Elif(state > self.state_depth):
+        with m.Elif(state_bad):
             m.d.comb += err.eq(ErrorCode.STATE_CAPACITY)
         with m.Elif(inputs_bad):
             m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
@@ -285,6 +338,59 @@ class TridentCore(wiring.Component):
         with m.Elif(misaligned):
             m.d.comb += err.eq(ErrorCode.MISALIGNED)
         return err
+
+    def _products(self, d):
+        """The sequencer's products of descriptor ``d``, in the order its shift-and-add loop
+        computes them (a product may use an earlier one): ``(products, prod, el)`` with
+        ``products`` a list of ``(name, a, b)`` (``a`` ≤ 16 bits), ``prod`` their result
+        registers by name, ``el`` the slots' row lengths in elements."""
+        log_l = self.lanes.bit_length() - 1
+        bp_op = (d.op == Opcode.BP) | (d.op == Opcode.BPWG)
+        groups_out = _ceil_div(d.out_cnt, log_l)
+        groups_in = _ceil_div(d.in_cnt, log_l)
+        steps, batch = d.steps, d.batch
+        # the slots' row lengths in elements (docs/descriptors.md §3): fields times planes
+        # and K²; without conv every plane and K² is 1 (else the descriptor fails its checks)
+        element_counts = {
+            "row_w": (d.in_total, d.kk), "in_lo_kk": (d.in_lo, d.kk), "in_cnt_kk": (d.in_cnt, d.kk),
+            "o_kk": (d.out_total, d.kk),
+            "x_lo": (d.in_lo, d.in_plane), "x_cnt": (d.in_cnt, d.in_plane),
+            "x_full": (d.in_total, d.in_plane),
+            "o_lo": (d.out_lo, d.out_plane), "o_cnt": (d.out_cnt, d.out_plane),
+            "o_full": (d.out_total, d.out_plane),
+            "p_lo": (d.out_lo, d.pool_plane), "p_cnt": (d.out_cnt, d.pool_plane),
+            "p_full": (d.out_total, d.pool_plane),
+        }
+        products = []
+        if self.conv:
+            products += [(name, b, a) for name, (a, b) in element_counts.items()]
+            products += [("kk2", d.kernel, d.kernel), ("in_plane", d.in_h, d.in_w),
+                         ("out_plane", d.out_h, d.out_w), ("pool_plane", d.pool_h, d.pool_w),
+                         ("ph_pool", d.pool, d.pool_h), ("pw_pool", d.pool, d.pool_w),
+                         # image rows per DRAM row: FP's (or WG's) input, BP's δI
+                         ("x_lines", d.in_h, Mux(d.op == Opcode.FP, d.in_total, d.in_cnt)),
+                         ("d_lines", d.out_h, d.out_total),
+                         # BP: the weight columns of all input groups but the last
+                         ("bp_span", d.kk, groups_in - 1)]
+        prod = {name: Signal(48, name=f"prod_{name}") for name, _, _ in products}
+        el = {name: prod[name] if self.conv else a for name, (a, _) in element_counts.items()}
+        el["bp_span"] = prod["bp_span"] if self.conv else groups_in - 1
+        products += [
+            ("wcap", Mux(bp_op, groups_in, groups_out), Mux(bp_op, el["o_kk"], el["row_w"])),
+            ("acap", groups_out, el["in_cnt_kk"]),
+            ("rows", steps, batch),
+            ("a_last", (groups_out - 1) << log_l, d.a_pitch),       # FP: last weight group
+        ]
+        for s in D.SLOTS:
+            pitch = getattr(d, f"{s}_pitch")
+            products += [(f"{s}_span", batch - 1, pitch),
+                         (f"{s}_tspan", steps - 1, getattr(d, f"{s}_tstride")),
+                         (f"{s}_np", batch, pitch)]
+        products.append(("a_wspan", Mux(bp_op, d.out_total, d.out_cnt) - 1, d.a_pitch))
+        products.append(("d_wspan", d.out_cnt - 1, d.d_pitch))      # BPWG's gradient tile
+        prod.update({name: Signal(48, name=f"prod_{name}") for name, _, _ in products
+                     if name not in prod})
+        return products, prod, el
 
     # ------------------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -313,7 +419,8 @@ class TridentCore(wiring.Component):
                                             max_neurons=self.state_depth, step_bits=8))
         bpipe = sub("bwd_pipe", BackwardPipe(nu, max_neurons=self.state_depth, step_bits=8))
         fp_load = sub("fp_load", FPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
-        bp_load = sub("bp_load", BPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
+        bp_load = sub("bp_load", BPWeightLoader(fp.write_layout, lanes=L, count_bits=cb,
+                                                max_kk=CONV_KERNEL ** 2 if self.conv else 1))
         split = sub("split", LaneSplit(fp.out_layout, lanes=L, count_bits=cb))
         gather = sub("gather", LaneGather(L, count_bits=cb))
         scatter = sub("scatter", GradScatter(wg.out_layout, lanes=L, count_bits=cb))
@@ -321,6 +428,27 @@ class TridentCore(wiring.Component):
         replay = sub("replay", RowReplay(max(self.max_inputs, self.state_depth) // 2, cb))
         fork = sub("fork", StreamFork(depth=self.fork_depth))
         m_fifo = sub("m_fifo", fifo.SyncFIFO(width=WORD_BITS, depth=4))
+        if self.conv:
+            # the conv engines: FP (spike and MAC), BP (the transposed scatter), WG; maps
+            # leave them in DRAM order (flat read-out, flat δ input)
+            maps = _conv_map_words(self.state_depth, L)
+            geometry = dict(max_width=255, max_height=255, max_channels=self.max_inputs,
+                            max_kernel=CONV_KERNEL, max_stride=CONV_STRIDE)
+            cfp = sub("conv_fp", ConvEngine(L, lane_unit="fma", weight_depth=self.weight_depth,
+                                            acc_depth=maps, max_steps=max_rows,
+                                            flat_readout=True, **geometry))
+            cbp = sub("conv_bp", ConvBPEngine(L, weight_depth=self.weight_depth, acc_depth=maps,
+                                              max_rows=max_rows, flat_readout=True, **geometry))
+            cwg = sub("conv_wg", ConvWGEngine(L, mac_support=self.mac, acc_depth=self.acc_depth,
+                                              max_groups=self.wg_groups, delta_depth=maps,
+                                              max_rows=max_rows, **geometry))
+            # DRAM rows → the engines' per-image-row words: the input maps (FP, WG), BP's δI
+            reframe_x = sub("reframe_x", MapReframer(count_bits=cb))
+            reframe_d = sub("reframe_d", MapReframer(count_bits=cb))
+            spike_pool = sub("spike_pool", SpikePool(max_neurons=self.state_depth,
+                                                      max_pool=CONV_POOL))
+            router = sub("pool_router", PoolRouter(max_neurons=self.state_depth,
+                                                   max_pool=CONV_POOL))
         wiring.connect(m, dma.bus, wiring.flipped(self.mem))
         m.d.comb += dma.limit.eq(self.dram_words)
 
@@ -366,28 +494,17 @@ class TridentCore(wiring.Component):
         bp_op = is_op[Opcode.BP] | fused            # the FP/BP engine in BP mode
         wg_op = is_op[Opcode.WG] | fused
         readout = d.layer == LayerType.READOUT
+        is_conv = (d.layer == LayerType.CONV) if self.conv else Const(0)
+        pooled = (d.pool > 1) if self.conv else Const(0)
         steps, batch = d.steps, d.batch
-        m.d.comb += [fpipe.regs.eq(regs), bpipe.regs.eq(regs), fpipe.readout.eq(readout),
-                     fpipe.inv_t.eq(inv_t), fpipe.n_out.eq(d.out_cnt), fpipe.n_steps.eq(steps),
-                     bpipe.n_out.eq(d.out_cnt), bpipe.n_steps.eq(steps), scaler.k.eq(inv_t)]
 
         # ---- products for the checks and the address programs: one shift-and-add loop ----
+        products, prod, el = self._products(d)
         groups_out = _ceil_div(d.out_cnt, log_l)
         groups_in = _ceil_div(d.in_cnt, log_l)
-        products = [
-            ("wcap", Mux(bp_op, groups_in, groups_out), Mux(bp_op, d.out_total, d.in_total)),
-            ("acap", groups_out, d.in_cnt),
-            ("rows", steps, batch),
-            ("a_last", (groups_out - 1) << log_l, d.a_pitch),       # FP: last weight group
-        ]
-        for s in D.SLOTS:
-            pitch = getattr(d, f"{s}_pitch")
-            products += [(f"{s}_span", batch - 1, pitch),
-                         (f"{s}_tspan", steps - 1, getattr(d, f"{s}_tstride")),
-                         (f"{s}_np", batch, pitch)]
-        products.append(("a_wspan", Mux(bp_op, d.out_total, d.out_cnt) - 1, d.a_pitch))
-        products.append(("d_wspan", d.out_cnt - 1, d.d_pitch))      # BPWG's gradient tile
-        prod = {name: Signal(48, name=f"prod_{name}") for name, _, _ in products}
+        m.d.comb += [fpipe.regs.eq(regs), bpipe.regs.eq(regs), fpipe.readout.eq(readout),
+                     fpipe.inv_t.eq(inv_t), fpipe.n_out.eq(el["o_cnt"]), fpipe.n_steps.eq(steps),
+                     bpipe.n_out.eq(el["o_cnt"]), bpipe.n_steps.eq(steps), scaler.k.eq(inv_t)]
         mul_k = Signal(range(len(products) + 1))
         mul_bit = Signal(4)
         mul_acc = Signal(48)
@@ -398,14 +515,17 @@ class TridentCore(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
         mul_next = mul_acc + Mux(mul_a.bit_select(mul_bit, 1), mul_b << mul_bit, 0)
-        err = self._validate(m, d, prod, groups_out)
+        err = self._validate(m, d, prod, el, groups_out)
 
         # ---- sequencer --------------------------------------------------------------------
         word_cnt = Signal(8)
         n_groups = Signal(cb)             # groups of L of the FP/BP engine's tile, or WG's
         wg_groups = Signal(cb)            # groups of L outputs of the WG tile
         last_lanes = Signal(range(L + 1))
-        last_words = Signal(range(half + 1))
+        max_kk = CONV_KERNEL ** 2 if self.conv else 1
+        last_words = Signal(range(half * max_kk + 1))
+        group_words = Signal(range(half * max_kk + 1))   # BP: words of a weight group's columns
+        bp_out_groups = Signal(cb)        # BP: lane words of a δS row
         running = Signal()
         stop_code = Signal(4)
         sent = Signal(6)                  # address programs / commands issued in this state
@@ -458,52 +578,136 @@ class TridentCore(wiring.Component):
             return Mux(slot["tstride"] == 0, 1, steps)
         b_steps = rows_read(b)
 
-        # the FP/BP engine's weight port: from the FP loader or, in BP, the transposing one
+        def by_layer(conv_body, fc_body):
+            """``conv_body()`` for a conv layer (a core with conv), else ``fc_body()``."""
+            if self.conv:
+                with m.If(is_conv):
+                    conv_body()
+                with m.Else():
+                    fc_body()
+            else:
+                fc_body()
+
+        def route_values(src, dst):
+            """An engine's current words (``value``: ``L`` lanes) into a unit of another layout."""
+            m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
+                         dst.payload.value.eq(src.payload.value)]
+
+        # the engines' weight ports: from the FP loader or, in BP, the transposing one
         with m.If(bp_op):
-            wiring.connect(m, bp_load.o, fp.weights)
+            by_layer(lambda: wiring.connect(m, bp_load.o, cbp.weights),
+                     lambda: wiring.connect(m, bp_load.o, fp.weights))
         with m.Else():
-            wiring.connect(m, fp_load.o, fp.weights)
+            by_layer(lambda: wiring.connect(m, fp_load.o, cfp.weights),
+                     lambda: wiring.connect(m, fp_load.o, fp.weights))
+        fp_busy = (fp.busy | cfp.busy) if self.conv else fp.busy
+        bp_busy = (fp.busy | cbp.busy) if self.conv else fp.busy
+        wg_busy = (wg.busy | cwg.busy) if self.conv else wg.busy
         # the run's configuration, registered: the descriptor settles long before DISPATCH
         # (the product loop, the checks and the parameter header come between)
         m.d.sync += fp_phase.eq(is_op[Opcode.FP])       # the neuron unit and state memory
         groups = Mux(bp_op, groups_in, groups_out)
         m.d.sync += [n_groups.eq(groups), wg_groups.eq(groups_out),
                      last_lanes.eq(d.out_cnt - ((groups_out - 1) << log_l)),
-                     # BP: words of the last, partial weight group of a row
-                     last_words.eq(a["words"] - ((groups - 1) << (log_l - 1)))]
-        m.d.sync += [fp_load.n_in.eq(d.in_total), fp_load.row_words.eq(a["words"]),
+                     # BP: a weight group's columns (K² per input channel) in a row, and the
+                     # words of the last, partial group
+                     group_words.eq(Mux(is_conv, d.kk, 1) << (log_l - 1)),
+                     last_words.eq(a["words"] - (el["bp_span"] << (log_l - 1))),
+                     bp_out_groups.eq(Mux(is_conv, _ceil_div(el["x_cnt"], log_l), groups))]
+        m.d.sync += [fp_load.n_in.eq(el["row_w"]), fp_load.row_words.eq(a["words"]),
                      fp_load.n_groups.eq(n_groups), fp_load.last_lanes.eq(last_lanes),
                      bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
                      bp_load.last_words.eq(last_words),
-                     split.row_words.eq(c["words"]), split.n_groups.eq(n_groups),
-                     scatter.n_in.eq(d.in_cnt), scatter.n_groups.eq(wg_groups),
+                     split.row_words.eq(c["words"]), split.n_groups.eq(bp_out_groups),
+                     scatter.n_in.eq(el["in_cnt_kk"]), scatter.n_groups.eq(wg_groups),
                      scatter.last_lanes.eq(last_lanes), gather.row_words.eq(wg_delta["words"]),
                      # the input slot of FP, BPN and WG: a per-sample row (tstride 0) is read once
                      replay.words.eq(wg_x["words"]), replay.steps.eq(steps),
                      replay.replay.eq(wg_x["tstride"] == 0)]
+        if self.conv:
+            m.d.sync += [bp_load.kk.eq(Mux(is_conv, d.kk, 1)),
+                         reframe_x.width.eq(d.in_w), reframe_x.lines.eq(prod["x_lines"]),
+                         reframe_x.half.eq(d.analog),
+                         reframe_d.width.eq(d.out_w), reframe_d.lines.eq(prod["d_lines"]),
+                         reframe_d.half.eq(1),
+                         # BPN's spike recomputation for the winners: the neuron unit's
+                         router.v_th.eq(regs.v_th), router.k.eq(regs.k),
+                         router.klif.eq(regs.kind == NeuronKind.KLIF)]
+            for unit in (spike_pool, router):
+                m.d.sync += [unit.maps.eq(d.out_cnt), unit.out_h.eq(d.out_h),
+                             unit.out_w.eq(d.out_w), unit.pool.eq(d.pool),
+                             unit.pool_h.eq(d.pool_h), unit.pool_w.eq(d.pool_w)]
+            m.d.comb += [u.start.eq(restart) for u in (reframe_x, reframe_d, spike_pool, router)]
+            m.d.comb += [cfp.cnt_clear.eq(restart), cbp.cnt_clear.eq(restart),
+                         cwg.cnt_clear.eq(restart)]
 
-        # the δI rows of slot ``s`` (``rows`` per sample) on rd0 into ``sink``; the readout's
-        # G times inv_T (δO)
-        def deltas(s, rows, sink):
+            out_xbits, in_xbits = Signal(4), Signal(4)
+            for bits, width in ((out_xbits, d.out_w), (in_xbits, d.in_w)):
+                # the smallest b with 2^b ≥ width (width ≤ 255)
+                cases = [width > (1 << k) for k in range(8)]
+                m.d.sync += bits.eq(sum(c.as_unsigned() for c in cases))
+            stride_log2 = d.stride == 2
+            conv_fp_cmd = {
+                "in_w": d.in_w, "in_h": d.in_h, "in_c": d.in_total, "kernel": d.kernel,
+                "stride_log2": stride_log2, "pad": d.padding, "out_h": d.out_h, "out_w": d.out_w,
+                "out_xbits": out_xbits, "n_groups": n_groups, "n_steps": prod["rows"],
+                "w_base": 0, "w_kk": d.kk, "w_gstride": el["row_w"],
+                "acc_gstride": d.out_h << out_xbits, "n_inputs": el["x_full"],
+                "mac": d.analog, "n_out": d.out_cnt}
+            # the transposed layer: the δI maps in, the tile's δS maps out
+            conv_bp_cmd = {
+                "in_w": d.out_w, "in_h": d.out_h, "in_c": d.out_total, "kernel": d.kernel,
+                "stride_log2": stride_log2, "pad": d.padding, "out_h": d.in_h, "out_w": d.in_w,
+                "out_xbits": in_xbits, "n_groups": n_groups, "n_steps": prod["rows"],
+                "w_base": 0, "w_kk": d.kk, "w_gstride": el["o_kk"],
+                "acc_gstride": d.in_h << in_xbits, "n_inputs": el["o_full"], "need": 0,
+                "n_out": d.in_cnt}
+            conv_wg_cmd = {
+                "in_w": d.in_w, "in_h": d.in_h, "in_c": d.in_cnt, "kernel": d.kernel,
+                "stride_log2": stride_log2, "pad": d.padding, "out_h": d.out_h, "out_w": d.out_w,
+                "out_xbits": out_xbits, "n_rows": prod["rows"], "w_kk": d.kk,
+                "n_weights": el["in_cnt_kk"], "n_groups": wg_groups, "n_out": d.out_cnt}
+            if self.mac:
+                conv_wg_cmd["mac"] = d.analog
+
+        # the δI rows of slot ``s`` (``rows`` per sample) on rd0, handed to ``into``; the
+        # readout's G times inv_T (δO)
+        def deltas(s, rows, into):
             program(0, dma.rd_cmd[0], s["addr"], a=batch, sa=s["pitch"], b=rows,
                     sb=s["tstride"], c=s["words"], sc=1)
             with m.If(readout):
                 route(dma.rd[0], scaler.i)
-                route(scaler.o, sink)
+                into(scaler.o)
             with m.Else():
-                route(dma.rd[0], sink)
+                into(dma.rd[0])
 
         # BP (BP_RUN, BPWG): the engine's command, δS rows out (the δI rows come in on rd0)
         bp_steps = Mux(readout, 1, steps)   # the readout's G: once per sample
 
         def bp_work(k_cmd, k_write):
-            offer(k_cmd, fp.cmd, {"n_in": d.out_total, "n_groups": n_groups,
-                                  "n_steps": Mux(readout, batch, prod["rows"]), "w_base": 0,
-                                  "mac": 1})
+            def conv():
+                offer(k_cmd, cbp.cmd, conv_bp_cmd)
+                route_values(cbp.currents, split.i)
+
+            def fc():
+                offer(k_cmd, fp.cmd, {"n_in": d.out_total, "n_groups": n_groups,
+                                      "n_steps": Mux(readout, batch, prod["rows"]), "w_base": 0,
+                                      "mac": 1})
+                route(fp.currents, split.i)
+            by_layer(conv, fc)
             program(k_write, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=bp_steps,
-                    sb=c["tstride"], c=n_groups << (log_l - 1), sc=1)
-            route(fp.currents, split.i)
+                    sb=c["tstride"], c=bp_out_groups << (log_l - 1), sc=1)
             route(split.o, dma.wr[0])
+
+        def bp_deltas(src):
+            """BP's δI words from ``src`` into the FC engine or, through the reframer, into
+            the conv engine."""
+            by_layer(lambda: (route(src, reframe_d.i), route(reframe_d.o, cbp.inputs)),
+                     lambda: route(src, fp.inputs))
+
+        def wg_deltas(src):
+            """WG's δI words from ``src``: lane words (FC) or the maps as they are (conv)."""
+            by_layer(lambda: route(src, cwg.deltas), lambda: route(src, gather.i))
 
         # WG (WG, BPWG): all groups of the tile in one pass over the inputs; the δI rows
         # come into the gather unit
@@ -513,17 +717,30 @@ class TridentCore(wiring.Component):
                       "delta_rows": Mux(wg_delta["tstride"] == 0, steps, 1)}
             if self.mac:
                 wg_cmd["mac"] = d.analog
-            offer(k_cmd, wg.cmd, wg_cmd)
+
+            def conv():
+                offer(k_cmd, cwg.cmd, conv_wg_cmd)
+                route(replay.o, reframe_x.i)
+                route(reframe_x.o, cwg.inputs)
+                g = cwg.grads
+                m.d.comb += [scatter.i.valid.eq(g.valid), g.ready.eq(scatter.i.ready),
+                             scatter.i.payload.value.eq(g.payload.value),
+                             scatter.i.payload.index.eq(g.payload.index),
+                             scatter.i.payload.group.eq(g.payload.group)]
+
+            def fc():
+                offer(k_cmd, wg.cmd, wg_cmd)
+                route(gather.o, wg.deltas)
+                route(replay.o, wg.inputs)
+                route(wg.grads, scatter.i)
+            by_layer(conv, fc)
             # a per-sample input (direct encoding) is read once and replayed T times
             program(k_read, dma.rd_cmd[1], wg_x["addr"], a=batch, sa=wg_x["pitch"],
                     b=rows_read(wg_x), sb=wg_x["tstride"], c=wg_x["words"], sc=1)
             program(k_write, dma.wr_cmd[write_channel], wg_grad["addr"], a=wg_groups,
                     sa=wg_grad["pitch"] << log_l, b=wg_grad["words"], sb=1, c=L,
                     sc=wg_grad["pitch"])
-            route(gather.o, wg.deltas)
             route(dma.rd[1], replay.i)
-            route(replay.o, wg.inputs)
-            route(wg.grads, scatter.i)
             route(scatter.o, dma.wr[write_channel])
             with m.If(scatter.overflow):
                 m.d.sync += overflow.eq(1)
@@ -625,8 +842,18 @@ class TridentCore(wiring.Component):
                     m.d.sync += sent.eq(0)
                     m.next = "FP_RUN"
             with m.State("FP_RUN"):
-                offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
-                                  "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
+                def conv():
+                    offer(4, cfp.cmd, conv_fp_cmd)
+                    route(replay.o, reframe_x.i)
+                    route(reframe_x.o, cfp.inputs)
+                    route_values(cfp.currents, fpipe.currents)
+
+                def fc():
+                    offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
+                                      "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
+                    route(replay.o, fp.inputs)
+                    wiring.connect(m, fp.currents, fpipe.currents)
+                by_layer(conv, fc)
                 program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=b_steps,
                         sb=b["tstride"], c=b["words"], sc=1)
                 with m.If(readout):
@@ -637,24 +864,34 @@ class TridentCore(wiring.Component):
                     program(2, dma.wr_cmd[1], dd["addr"], a=batch, sa=dd["pitch"], b=steps,
                             sb=dd["tstride"], c=dd["words"], sc=1)
                 route(dma.rd[0], replay.i)
-                route(replay.o, fp.inputs)
-                wiring.connect(m, fp.currents, fpipe.currents)
                 wiring.connect(m, fpipe.values, dma.wr[0])
-                wiring.connect(m, fpipe.spikes, dma.wr[1])
-                finish(sent[4] & sent[0] & sent[1] & (sent[2] | readout) & ~fp.busy
+                if self.conv:       # max pooling: the pooled spikes are the layer's output
+                    with m.If(pooled):
+                        m.d.comb += [spike_pool.i.valid.eq(fpipe.spikes.valid),
+                                     spike_pool.i.payload.eq(fpipe.spikes.payload.data),
+                                     fpipe.spikes.ready.eq(spike_pool.i.ready),
+                                     dma.wr[1].valid.eq(spike_pool.o.valid),
+                                     dma.wr[1].payload.data.eq(spike_pool.o.payload),
+                                     spike_pool.o.ready.eq(dma.wr[1].ready)]
+                    with m.Else():
+                        wiring.connect(m, fpipe.spikes, dma.wr[1])
+                else:
+                    wiring.connect(m, fpipe.spikes, dma.wr[1])
+                finish(sent[4] & sent[0] & sent[1] & (sent[2] | readout) & ~fp_busy
                        & ~fpipe.busy & dma_idle)
 
             # ---- BP: the transposed weight tile, then δI rows (or δO = G·inv_T) ---------
             with m.State("BP_LOAD"):
-                full = Mux(last_words == half, n_groups, n_groups - 1)
+                full = Mux(last_words == group_words, n_groups, n_groups - 1)
                 with m.If(full != 0):
-                    program(0, dma.rd_cmd[0], a["addr"], a=full, sa=half, b=d.out_total,
-                            sb=a["pitch"], c=half, sc=1)
-                with m.If((sent[0] | (full == 0)) & (last_words != half)):
-                    program(1, dma.rd_cmd[0], a["addr"] + (full << (log_l - 1)), b=d.out_total,
-                            sb=a["pitch"], c=last_words, sc=1)
+                    program(0, dma.rd_cmd[0], a["addr"], a=full, sa=group_words, b=d.out_total,
+                            sb=a["pitch"], c=group_words, sc=1)
+                with m.If((sent[0] | (full == 0)) & (last_words != group_words)):
+                    program(1, dma.rd_cmd[0], a["addr"] + (el["bp_span"] << (log_l - 1)),
+                            b=d.out_total, sb=a["pitch"], c=last_words, sc=1)
                 route(dma.rd[0], bp_load.i)
-                done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == half)) & dma_idle)
+                done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == group_words))
+                        & dma_idle)
                 with m.If(done):
                     m.d.sync += sent.eq(0)
                     with m.If(fused):
@@ -663,17 +900,17 @@ class TridentCore(wiring.Component):
                         m.next = "BP_RUN"
             with m.State("BP_RUN"):
                 bp_work(4, 1)
-                deltas(b, bp_steps, fp.inputs)
-                finish(sent[4] & sent[0] & sent[1] & ~fp.busy & dma_idle)
+                deltas(b, bp_steps, bp_deltas)
+                finish(sent[4] & sent[0] & sent[1] & ~bp_busy & dma_idle)
 
             # ---- BPWG: BP and WG concurrently on one read of the δI rows ------------------
             with m.State("BPWG"):
                 bp_work(4, 1)
                 wg_work(5, 2, 3, 1)
-                deltas(b, bp_steps, fork.i)
-                route(fork.a, fp.inputs)
-                route(fork.b, gather.i)
-                finish(sent[:6].all() & ~fp.busy & ~wg.busy & dma_idle)
+                deltas(b, bp_steps, lambda src: route(src, fork.i))
+                bp_deltas(fork.a)
+                wg_deltas(fork.b)
+                finish(sent[:6].all() & ~bp_busy & ~wg_busy & dma_idle)
 
             # ---- BPN: H and δS rows, t = T−1 … 0, → δI rows --------------------------------
             with m.State("BPN"):
@@ -683,17 +920,27 @@ class TridentCore(wiring.Component):
                         b=b_steps, sb=-b["tstride"], c=b["words"], sc=1)
                 program(2, dma.wr_cmd[0], dd["addr"] + prod["d_tspan"], a=batch, sa=dd["pitch"],
                         b=steps, sb=-dd["tstride"], c=dd["words"], sc=1)
-                route(dma.rd[0], bpipe.h_in)
                 route(dma.rd[1], replay.i)
-                route(replay.o, bpipe.ds_in)
+                if self.conv:       # max pooling: δS goes to each window's winner
+                    with m.If(pooled):
+                        route(dma.rd[0], router.h)
+                        route(replay.o, router.ds)
+                        route(router.h_o, bpipe.h_in)
+                        route(router.ds_o, bpipe.ds_in)
+                    with m.Else():
+                        route(dma.rd[0], bpipe.h_in)
+                        route(replay.o, bpipe.ds_in)
+                else:
+                    route(dma.rd[0], bpipe.h_in)
+                    route(replay.o, bpipe.ds_in)
                 route(bpipe.di, dma.wr[0])
                 finish(sent[0] & sent[1] & sent[2] & ~bpipe.busy & dma_idle)
 
             # ---- WG: all groups of the tile in one pass over the inputs ----------------------
             with m.State("WG"):
                 wg_work(4, 1, 2, 0)
-                deltas(c, rows_read(c), gather.i)
-                finish(sent[4] & sent[0] & sent[1] & sent[2] & ~wg.busy & dma_idle)
+                deltas(c, rows_read(c), wg_deltas)
+                finish(sent[4] & sent[0] & sent[1] & sent[2] & ~wg_busy & dma_idle)
 
             # ---- UPDATE: W, g (and m) word by word ------------------------------------------
             with m.State("UPDATE"):
@@ -762,22 +1009,22 @@ class TridentCore(wiring.Component):
         with m.Else():
             m.d.sync += [
                 cnt.descriptors.eq(cnt.descriptors + fetched),
-                cnt.fp_busy.eq(cnt.fp_busy + (fp.busy & is_op[Opcode.FP])),
-                cnt.bp_busy.eq(cnt.bp_busy + (fp.busy & bp_op)),
-                cnt.wg_busy.eq(cnt.wg_busy + wg.busy),
+                cnt.fp_busy.eq(cnt.fp_busy + (fp_busy & is_op[Opcode.FP])),
+                cnt.bp_busy.eq(cnt.bp_busy + (bp_busy & bp_op)),
+                cnt.wg_busy.eq(cnt.wg_busy + wg_busy),
                 cnt.neuron_busy.eq(cnt.neuron_busy + (fpipe.busy | bpipe.busy)),
                 cnt.update_busy.eq(cnt.update_busy + fsm.ongoing("UPDATE")),
                 cnt.dma_busy.eq(cnt.dma_busy + ~dma_idle),
                 cnt.words_read.eq(cnt.words_read + (fired & ~req.payload.write)),
                 cnt.words_written.eq(cnt.words_written + (fired & req.payload.write)),
             ]
-            with m.If(accumulate & is_op[Opcode.FP]):
-                m.d.sync += [cnt.fp_ops.eq(cnt.fp_ops + fp.cnt_ops),
-                             cnt.fp_skipped.eq(cnt.fp_skipped + fp.cnt_skipped)]
-            with m.If(accumulate & bp_op):
-                m.d.sync += [cnt.bp_ops.eq(cnt.bp_ops + fp.cnt_ops),
-                             cnt.bp_skipped.eq(cnt.bp_skipped + fp.cnt_skipped)]
-            with m.If(accumulate & wg_op):
-                m.d.sync += [cnt.wg_ops.eq(cnt.wg_ops + wg.cnt_ops),
-                             cnt.wg_skipped.eq(cnt.wg_skipped + wg.cnt_skipped)]
+            # a descriptor's engine counts (cleared at its start; the idle engines' stay 0)
+            engines = {"fp": [fp] + ([cfp] if self.conv else []),
+                       "bp": [fp] + ([cbp] if self.conv else []),
+                       "wg": [wg] + ([cwg] if self.conv else [])}
+            for name, ran in (("fp", is_op[Opcode.FP]), ("bp", bp_op), ("wg", wg_op)):
+                ops, skipped = getattr(cnt, f"{name}_ops"), getattr(cnt, f"{name}_skipped")
+                with m.If(accumulate & ran):
+                    m.d.sync += [ops.eq(ops + sum(e.cnt_ops for e in engines[name])),
+                                 skipped.eq(skipped + sum(e.cnt_skipped for e in engines[name]))]
         return m

@@ -7,7 +7,7 @@ programs visit the DRAM words in the order each adapter consumes them, so the ad
 only count and shuffle halves:
 
 :class:`FPWeightLoader`   FP: ``L`` rows' word ``p`` → engine words ``(g, 2p)``, ``(g, 2p+1)``
-:class:`BPWeightLoader`   BP: row ``j``'s words of a column group → engine word ``(g, j)``
+:class:`BPWeightLoader`   BP: row ``j``'s span of a column group → engine words ``(g, j, k)``
 :class:`LaneGather`       ``L/2`` words → one ``L``-lane value (WG deltas)
 :class:`LaneSplit`        one ``L``-lane word → ``L/2`` words (BP currents → ``δS``)
 :class:`GradScatter`      WG gradients of inputs ``2p``, ``2p+1`` → one word per row
@@ -143,62 +143,167 @@ class FPWeightLoader(wiring.Component):
 
 
 class BPWeightLoader(wiring.Component):
-    """Row-major weights → the transposed engine words (``W[j, g·L + l]`` in lane ``l``).
+    """Row-major weights → the transposed engine words ``W[j, g·L + l, k]`` in lane ``l``,
+    for FC (``kk = 1``) and convolution (``kk = K²``).
 
-    Input order: for each column group ``g``, for each row ``j``, the ``words(g)`` words of
-    the group in row ``j`` (``L/2``, or ``last_words`` for the last group).  Output: engine
-    word ``(g, j)`` at consecutive addresses from 0; lanes of unread words are ``+0``.
+    A weight row ``j`` (output neuron or channel) holds the elements ``(c, k)`` at flat
+    index ``c·kk + k``, two per word (element ``2w`` low).  The *span* of column group
+    ``g`` in a row is the ``L·kk`` elements of its ``L`` input channels; it starts at an
+    even element.
+
+    Input order: for each group ``g``, for each row ``j``, the words of the span:
+    ``L·kk/2``, or ``last_words`` for the last group (``ceil(lanes·kk/2)``).  Output: for
+    each ``g``, ``j``, ``k = 0 … kk−1``, the word ``{W[j, g·L + l, k]}_l`` at consecutive
+    addresses from 0 (address ``(g·n_rows + j)·kk + k``, the FC and conv BP layouts).
+    A lane of the last group is ``+0`` unless all its ``kk`` elements were read,
+    ``(l + 1)·kk ≤ 2·last_words``: with ``kk = 1`` that keeps every lane of a read word
+    (FC: the odd half of the last word passes, as before); with ``kk ≥ 2`` it drops the
+    extra element that ends an odd-length span (the first of a channel outside the tile).
+
+    Rate.  ``o`` has no back-pressure (the engine's weight port is always ready):
+    ``o.valid`` is a one-cycle pulse per word and ``o.ready`` is ignored.  Word ``k`` of a
+    span goes out, one per cycle, as soon as the element ``k`` of its top lane is in (in
+    the cycle it arrives); the next span's words enter meanwhile, into slots already sent.
+    ``i.ready`` is low only while a word would overwrite a slot not yet sent: never with
+    ``kk = 1`` nor with spans of two or more lanes (tested at full rate); a one-lane last
+    group (``kk ≥ 2``: ``kk`` words out per ``ceil(kk/2)`` in) is held to the output rate.
+    The buffer: per lane, two memories (even and odd ``k``) of ``ceil(max_kk/2)`` and
+    ``floor(max_kk/2)`` binary16, read asynchronously (LUT RAM; for ``max_kk = 1`` one
+    register per lane, as before).
 
     Members
     -------
     i : In(stream.Signature(32))
     o : Out(stream.Signature(StructLayout{data, addr}))
-    n_rows, n_groups, last_words : In
+        The engine's weight-write payload; ``ready`` ignored.
+    n_rows, n_groups : In(count_bits)
+    last_words : In(range(L·max_kk/2 + 1))
+        Words of the last group's span (≥ 1).
+    kk : In(range(max_kk + 1)), init 1
+        Elements per channel (``K²``; 1 for FC, the default for a user that leaves it).
     start : In(1)
+        Restart the counters.
     """
 
-    def __init__(self, write_layout_, *, lanes, count_bits):
+    def __init__(self, write_layout_, *, lanes, count_bits, max_kk=1):
+        if lanes < 2 or lanes % 2:
+            raise ValueError("the core needs an even lane count")
         self.lanes = lanes
-        half = lanes // 2
+        self.max_kk = max_kk
         super().__init__({
             "i": In(stream.Signature(WORD_BITS)),
             "o": Out(stream.Signature(write_layout_)),
             "n_rows": In(count_bits), "n_groups": In(count_bits),
-            "last_words": In(range(half + 1)),
+            "last_words": In(range(lanes // 2 * max_kk + 1)),
+            "kk": In(range(max_kk + 1), init=1),
             "start": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        half = self.lanes // 2
-        k = Signal(range(max(2, half)))
+        L, half = self.lanes, self.lanes // 2
+        # registered copies of the configuration (held from the cycle before start)
+        one = Signal()
+        slot_range = range(max(2, self.max_kk))     # ≥ 1 bit: bit 0 picks the bank
+        kk_m1 = Signal(slot_range)
+        kk_m2 = Signal(slot_range)
+        span_m1 = Signal(range(half * self.max_kk))
+        keep_last = Signal(L)                   # lanes of the last group that are sent
+        top_last = Signal(range(-1, L))         # the last of them
+        m.d.sync += [one.eq(self.kk == 1), kk_m1.eq(self.kk - 1), kk_m2.eq(self.kk - 2),
+                     span_m1.eq(self.kk * half - 1)]
+        full_lane = [(l + 1) * self.kk <= self.last_words * 2 for l in range(L)]
+        m.d.sync += [keep_last.eq(Cat(full_lane)), top_last.eq(sum(full_lane) - 1)]
+
+        # input side: word iw of the span of (group g, row j); its low element is slot ik
+        # of lane il
+        iw = Signal(range(half * self.max_kk))
+        il = Signal(range(L))
+        ik = Signal(slot_range)
         j = Signal.like(self.n_rows)
         g = Signal.like(self.n_groups)
-        acc = Signal(half * WORD_BITS)
+        in_last = g == last_of(m, self.n_groups)
+        span_end = iw == Mux(in_last, last_of(m, self.last_words), span_m1)
+        wrap = ik == kk_m1                      # the high element opens the next lane
+        hl = il + wrap
+        hk = Mux(wrap, 0, ik + 1)
+        nl = Signal(range(L + 2))               # the next word's low element
+        nk = Signal.like(ik)
+        with m.If(one):
+            m.d.comb += [nl.eq(il + 2), nk.eq(0)]
+        with m.Elif(wrap):
+            m.d.comb += [nl.eq(il + 1), nk.eq(1)]
+        with m.Elif(ik == kk_m2):
+            m.d.comb += [nl.eq(il + 1), nk.eq(0)]
+        with m.Else():
+            m.d.comb += [nl.eq(il), nk.eq(ik + 2)]
+
+        # output side: slot ek of the oldest span not yet sent; ``behind``: that span is
+        # complete and the input is in the next one (never further: a span writes slot
+        # kk−1 of its lane 0, which waits for the previous span's last word)
+        ek = Signal(slot_range)
+        behind = Signal()
+        ended_last = Signal()                   # the completed span is of the last group
         addr = Signal.like(self.o.payload.addr)
-        last_group = g == last_of(m, self.n_groups)
-        n_words = Mux(last_group, self.last_words, half)
-        last = k == Mux(last_group, last_of(m, self.last_words), half - 1)
-        m.d.comb += self.i.ready.eq(1)
-        word = Signal(half * WORD_BITS)
-        for q in range(half):
-            m.d.comb += word.word_select(q, WORD_BITS).eq(
-                Mux(q < n_words, Mux(k == q, self.i.payload, acc.word_select(q, WORD_BITS)), 0))
-        fire = self.i.valid
+        # while behind, every cycle sends a slot, so a word may write the slots up to ek
+        m.d.comb += self.i.ready.eq(~behind | (Mux(wrap, ik, ik + 1) <= ek))
+        fire = self.i.valid & self.i.ready
+        span_fire = fire & span_end
+        top = Mux(in_last, top_last, L - 1)     # the span's slot k is in once the top lane's is
+        pl = Mux(fire, nl, il)                  # the first element not yet written
+        pk = Mux(fire, nk, ik)
+        # (a span must have begun: a last group without lanes, top −1, sends nothing)
+        streamed = (fire | (iw != 0)) & ((pl > top) | ((pl == top) & (pk > ek)))
+        emit = behind | streamed
+        finish = emit & (ek == kk_m1)
+
+        lo, hi = self.i.payload[:16], self.i.payload[16:]
+        word = Signal(_lanes_word(L))
+        e_last = Mux(behind, ended_last, in_last)
+        for l in range(L):
+            # two banks of slots (even, odd k): a word's elements are adjacent slots of
+            # one lane or lie in two lanes, so each bank takes at most one per cycle
+            reads = []
+            for b in range(2):
+                depth = (self.max_kk + 1 - b) // 2
+                if depth == 0:
+                    continue
+                bank = memory.Memory(shape=16, depth=depth, init=[])
+                m.submodules[f"lane{l}_bank{b}"] = bank
+                wr = bank.write_port()
+                rd = bank.read_port(domain="comb")
+                lo_hit = (il == l) & (ik[0] == b)
+                hi_hit = (hl == l) & (hk[0] == b)
+                m.d.comb += [wr.en.eq(fire & (lo_hit | hi_hit)),
+                             wr.addr.eq(Mux(lo_hit, ik >> 1, hk >> 1)),
+                             wr.data.eq(Mux(lo_hit, lo, hi)),
+                             rd.addr.eq(ek >> 1)]
+                reads.append(rd.data)
+            value = Mux(ek[0], reads[1], reads[0]) if len(reads) == 2 else reads[0]
+            # a slot written in this cycle is sent in it (not when behind: the write
+            # belongs to the next span)
+            now = fire & ~behind
+            value = Mux(now & (il == l) & (ik == ek), lo,
+                        Mux(now & (hl == l) & (hk == ek), hi, value))
+            m.d.comb += word[l].eq(Mux(~e_last | keep_last[l], value, 0))
+        m.d.comb += [self.o.valid.eq(emit), self.o.payload.data.eq(word),
+                     self.o.payload.addr.eq(addr)]
+
         with m.If(fire):
-            m.d.sync += acc.word_select(k, WORD_BITS).eq(self.i.payload)
-            with m.If(last):
-                m.d.sync += [k.eq(0), addr.eq(addr + 1)]
+            with m.If(span_end):
+                m.d.sync += [iw.eq(0), il.eq(0), ik.eq(0), ended_last.eq(in_last)]
                 with m.If(j == last_of(m, self.n_rows)):
                     m.d.sync += [j.eq(0), g.eq(g + 1)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
             with m.Else():
-                m.d.sync += k.eq(k + 1)
-        m.d.comb += [self.o.valid.eq(fire & last), self.o.payload.data.eq(word),
-                     self.o.payload.addr.eq(addr)]
+                m.d.sync += [iw.eq(iw + 1), il.eq(nl), ik.eq(nk)]
+        with m.If(emit):
+            m.d.sync += [ek.eq(Mux(finish, 0, ek + 1)), addr.eq(addr + 1)]
+        m.d.sync += behind.eq(Mux(finish, behind & span_fire, behind | span_fire))
         with m.If(self.start):
-            m.d.sync += [k.eq(0), j.eq(0), g.eq(0), addr.eq(0)]
+            m.d.sync += [iw.eq(0), il.eq(0), ik.eq(0), j.eq(0), g.eq(0), ek.eq(0),
+                         behind.eq(0), addr.eq(0)]
         return m
 
 

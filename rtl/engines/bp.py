@@ -317,24 +317,31 @@ class ConvBPEngine(ConvEngine):
     written as ``+0``.  The scatter itself is not pruned by the need mask (it would take a
     need lookup per update); the zero ``δI`` are skipped.
 
+    Flat read-out (``flat_readout=True``): the ``δS`` maps leave in flat ``(c, iy, ix)``
+    order, ``L`` values per word, as :class:`~.conv.ConvEngine`'s (``n_out`` = ``C``);
+    there is no need mask then: no ``need`` member, and the descriptor's ``need`` bit
+    must be 0 (it is ignored; every output is delivered, the consumer masks).
+
     Parameters and members: as :class:`~.conv.ConvEngine` (FPFMA lanes; ``max_steps``
-    is ``max_rows``), plus ``need : In(stream.Signature(L))``.  ``inputs`` carries the
-    ``δI`` rows (``layout.feature_map_words(δI, word_bits, mac=True)``), ``currents``
-    one word per (row, group, iy, ix) with ``value`` = ``δS`` of the group's ``L``
-    channels.  Counters: ``cnt_events`` non-zero ``δI``, ``cnt_ops`` ``L`` per
-    accumulator update, ``cnt_skipped`` zero ``δI``.
+    is ``max_rows``), plus ``need : In(stream.Signature(L))`` (grouped read-out only).
+    ``inputs`` carries the ``δI`` rows (``layout.feature_map_words(δI, word_bits,
+    mac=True)``), ``currents`` one word per (row, group, iy, ix) with ``value`` = ``δS``
+    of the group's ``L`` channels (or the flat words).  Counters: ``cnt_events``
+    non-zero ``δI``, ``cnt_ops`` ``L`` per accumulator update, ``cnt_skipped`` zero
+    ``δI``.
     """
 
     transposed = True
 
     def __init__(self, lanes=4, *, stages=None, max_width=32, max_height=32, max_channels=16,
                  max_kernel=5, max_stride=2, weight_depth=1024, acc_depth=1024, word_bits=32,
-                 max_rows=256, out_depth=8, counter_width=32):
+                 max_rows=256, out_depth=8, counter_width=32, flat_readout=False):
         super().__init__(lanes, lane_unit="fma", stages=stages, max_width=max_width,
                          max_height=max_height, max_channels=max_channels,
                          max_kernel=max_kernel, max_stride=max_stride,
                          weight_depth=weight_depth, acc_depth=acc_depth, word_bits=word_bits,
-                         max_steps=max_rows, out_depth=out_depth, counter_width=counter_width)
+                         max_steps=max_rows, out_depth=out_depth, counter_width=counter_width,
+                         flat_readout=flat_readout)
 
     @property
     def max_rows(self):

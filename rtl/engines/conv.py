@@ -29,7 +29,8 @@ POS_ZERO = 0x0000
 
 
 def conv_config_layout(max_width, max_height, max_channels, max_kernel, max_stride,
-                       weight_depth, acc_depth, max_steps, mac_support, need_support=False):
+                       weight_depth, acc_depth, max_steps, mac_support, need_support=False,
+                       max_out=None):
     """The conv layer descriptor accepted on ``cmd`` (fields LSB first).
 
     Geometry: ``in_w``, ``in_h``, ``in_c`` (input W, H, C), ``kernel`` K, ``stride_log2``
@@ -39,7 +40,9 @@ def conv_config_layout(max_width, max_height, max_channels, max_kernel, max_stri
     ``w_base``, ``w_kk`` = K², ``w_gstride`` = C·K² (words per group), ``acc_gstride`` =
     Ho·2^out_xbits, ``n_inputs`` = C·H·W (for the skip counter); and with MAC support
     ``mac``; with need support (the BP engine, :class:`~.bp.ConvBPEngine`) ``need``
-    instead (the geometry fields then describe the transposed convolution, see there).
+    instead (the geometry fields then describe the transposed convolution, see there);
+    with ``max_out`` (the flat read-out) last ``n_out``, the channels of the output maps,
+    ``(n_groups − 1)·L < n_out ≤ n_groups·L`` (at most ``max_out``).
     """
     fields = {
         "in_w": _bits_for(max_width),
@@ -63,6 +66,8 @@ def conv_config_layout(max_width, max_height, max_channels, max_kernel, max_stri
         fields["need"] = 1
     elif mac_support:
         fields["mac"] = 1
+    if max_out is not None:             # last: the other fields keep their offsets
+        fields["n_out"] = _bits_for(max_out)
     return data.StructLayout(fields)
 
 
@@ -102,6 +107,15 @@ class ConvEngine(wiring.Component):
     :class:`~.compress.EventCompressor` with rows and planes.  Output words
     (``currents``): per step, groups ascending, then ``y``, then ``x``.
 
+    Flat read-out (``flat_readout=True``, docs/engines.md §11): the step's output maps
+    leave in flat ``(co, y, x)`` order instead, ``L`` consecutive values per word —
+    ``value[k]`` = flat element ``w·L + k`` of the step (flat index
+    ``co·Ho·Wo + y·Wo + x``), ``ceil(n_out·Ho·Wo / L)`` words per step, the last one's
+    missing lanes ``+0``; ``x``, ``y`` and ``group`` are 0 (don't-care), ``step`` as
+    usual.  One accumulator lane is read per cycle (``n_out·Ho·Wo`` cycles per step);
+    word ``(g, y, x)`` is cleared when its last lane (``L − 1``, or channel
+    ``n_out − 1``) is read.  The descriptor gets ``n_out``.
+
     Parameters
     ----------
     lanes : int
@@ -126,6 +140,9 @@ class ConvEngine(wiring.Component):
         Output FIFO depth (default 8).
     counter_width : int
         Counter width.
+    flat_readout : bool
+        Read the maps out in flat ``(co, y, x)`` order, ``L`` values per word (above);
+        default: one word per ``(group, y, x)``.
 
     Members
     -------
@@ -136,7 +153,8 @@ class ConvEngine(wiring.Component):
     inputs : In(stream.Signature(word_bits))
         Input words.
     currents : Out(stream.Signature(conv_current_layout))
-        One word per (step, group, y, x).
+        One word per (step, group, y, x); flat read-out: ``ceil(n_out·Ho·Wo / L)``
+        words per step.
     busy : Out(1)
         From the accepted ``cmd`` to the last current word taken.
     cnt_clear : In(1)
@@ -149,7 +167,7 @@ class ConvEngine(wiring.Component):
     def __init__(self, lanes=4, *, lane_unit="add", stages=None, max_width=32, max_height=32,
                  max_channels=16, max_kernel=5, max_stride=2, weight_depth=1024,
                  acc_depth=1024, word_bits=32, max_steps=256, out_depth=8,
-                 counter_width=32):
+                 counter_width=32, flat_readout=False):
         if lane_unit not in ("add", "fma"):
             raise ValueError(f"lane_unit must be 'add' or 'fma', not {lane_unit!r}")
         if max_stride < 1 or max_stride & (max_stride - 1):
@@ -175,10 +193,13 @@ class ConvEngine(wiring.Component):
         if self.out_depth < 4:
             raise ValueError("out_depth must be at least 4")
         self.counter_width = int(counter_width)
+        self.flat_readout = bool(flat_readout)
+        # n_out ≤ n_groups·L, and every group holds at least one accumulator word
         self.config_layout = conv_config_layout(
             self.max_width, self.max_height, self.max_channels, self.max_kernel,
             self.max_stride, self.weight_depth, self.acc_depth, self.max_steps,
-            self.mac_support, self.transposed)
+            self.mac_support, self.transposed,
+            self.lanes * self.acc_depth if self.flat_readout else None)
         from .fp import weight_write_layout
         self.write_layout = weight_write_layout(self.lanes, self.weight_depth)
         self.out_layout = conv_current_layout(self.lanes, self.max_width, self.max_height,
@@ -195,7 +216,7 @@ class ConvEngine(wiring.Component):
             "cnt_ops": Out(self.counter_width),
             "cnt_skipped": Out(self.counter_width),
         }
-        if self.transposed:
+        if self.need_mask:
             members["need"] = In(stream.Signature(self.lanes))
         super().__init__(members)
 
@@ -203,6 +224,13 @@ class ConvEngine(wiring.Component):
     """The transposed convolution of the BP engine (:class:`~.bp.ConvBPEngine`): analog
     inputs only (``δI``), the footprint turned around, and a ``need`` mask on the
     read-out."""
+
+    @property
+    def need_mask(self):
+        """Whether the read-out applies a ``need`` stream: the BP engine's grouped
+        read-out only (its need words follow the grouped word order; a flat read-out's
+        consumer applies the mask itself)."""
+        return self.transposed and not self.flat_readout
 
     def elaborate(self, platform):
         m = Module()
@@ -436,9 +464,25 @@ class ConvEngine(wiring.Component):
         t_cur = Signal(sbits)
         ofifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.out_depth)
         m.submodules.ofifo = ofifo
-        ro_pending = Signal(range(4))       # read-out reads not yet in the FIFO
+        # read-out reads not yet past U3, each counted as a FIFO word to come (flat: a
+        # word per L reads, so the count is conservative)
+        ro_pending = Signal(range(4))
+        flat = self.flat_readout
+        if flat:                            # flat: a map per channel, its lane of the group
+            ro_l = Signal(range(L))
+            ro_co = Signal(len(cfg.n_out))
+            last_ch = ro_co == cfg.n_out - 1
+            ro_clear = (ro_l == L - 1) | last_ch    # the word's last lane is being read
+        else:
+            last_ch = ro_g == cfg.n_groups - 1
+            ro_clear = Const(1, 1)
+
+        def ro_rewind():
+            return [ro_x.eq(0), ro_y.eq(0), ro_g.eq(0), ro_gbase.eq(0), ro_addr.eq(0)] + \
+                ([ro_l.eq(0), ro_co.eq(0)] if flat else [])
+
         # need mask (BP): one L-bit word per read-out word, in read-out order
-        if self.transposed:
+        if self.need_mask:
             nfifo = fifo.SyncFIFO(width=L, depth=4)
             m.submodules.nfifo = nfifo
             m.d.comb += [nfifo.w_data.eq(self.need.payload),
@@ -455,36 +499,50 @@ class ConvEngine(wiring.Component):
             ro_issue.eq(readout & ~ro_done & need_ok
                         & (ofifo.level + ro_pending < self.out_depth)),
         ]
-        ro_last = ((ro_x == cfg.out_w - 1) & (ro_y == cfg.out_h - 1)
-                   & (ro_g == cfg.n_groups - 1))
+        ro_last = (ro_x == cfg.out_w - 1) & (ro_y == cfg.out_h - 1) & last_ch
+
+        def next_group():
+            nxt_g = ro_gbase + cfg.acc_gstride
+            m.d.sync += [ro_g.eq(ro_g + 1), ro_gbase.eq(nxt_g), ro_addr.eq(nxt_g)]
+
         with m.If(ro_issue):
             with m.If(ro_x != cfg.out_w - 1):
                 m.d.sync += [ro_x.eq(ro_x + 1), ro_addr.eq(ro_addr + 1)]
             with m.Elif(ro_y != cfg.out_h - 1):
                 nxt_row = ro_addr - ro_x + (Const(1, 1) << cfg.out_xbits)
                 m.d.sync += [ro_x.eq(0), ro_y.eq(ro_y + 1), ro_addr.eq(nxt_row)]
-            with m.Else():
-                nxt_g = ro_gbase + cfg.acc_gstride
-                m.d.sync += [ro_x.eq(0), ro_y.eq(0), ro_g.eq(ro_g + 1),
-                             ro_gbase.eq(nxt_g), ro_addr.eq(nxt_g)]
+            with m.Else():                  # end of a map
+                m.d.sync += [ro_x.eq(0), ro_y.eq(0)]
+                if flat:                    # next channel: next lane, or the next group
+                    m.d.sync += ro_co.eq(ro_co + 1)
+                    with m.If(ro_l == L - 1):
+                        m.d.sync += ro_l.eq(0)
+                        next_group()
+                    with m.Else():
+                        m.d.sync += [ro_l.eq(ro_l + 1), ro_addr.eq(ro_gbase)]
+                else:
+                    next_group()
             with m.If(ro_last):
                 m.d.sync += ro_done.eq(1)
         with m.If(e1_valid & e1_end & ro_done):   # step finished (its end marker is taken)
-            m.d.sync += [ro_done.eq(0), ro_x.eq(0), ro_y.eq(0), ro_g.eq(0), ro_gbase.eq(0),
-                         ro_addr.eq(0), t_cur.eq(t_cur + 1)]
+            m.d.sync += [ro_done.eq(0), t_cur.eq(t_cur + 1)] + ro_rewind()
 
         # ---- U1: memory reads ------------------------------------------------------------
         m.d.comb += [
             ard.addr.eq(Mux(readout, ro_addr, cand_acc)), ard.en.eq(1),
             wrd.addr.eq(cand_w), wrd.en.eq(1),
         ]
-        meta_layout = data.StructLayout({"op": 1, "ro": 1, "addr": cw_, "value": 16,
-                                         "x": xb, "y": yb, "g": gbits, "step": sbits,
-                                         "need": L})
+        meta_fields = {"op": 1, "ro": 1, "addr": cw_, "value": 16, "x": xb, "y": yb,
+                       "g": gbits, "step": sbits, "need": L}
+        if flat:                            # the lane to take, and the step's last value
+            meta_fields.update(lane=len(ro_l), last=1)
+        meta_layout = data.StructLayout(meta_fields)
         u1 = Signal(meta_layout)
         m.d.comb += [u1.op.eq(issue), u1.ro.eq(ro_issue), u1.addr.eq(cand_acc),
                      u1.value.eq(cand_value), u1.x.eq(ro_x), u1.y.eq(ro_y), u1.g.eq(ro_g),
                      u1.step.eq(t_cur), u1.need.eq(ro_need)]
+        if flat:
+            m.d.comb += [u1.lane.eq(ro_l), u1.last.eq(ro_last)]
         u2 = Signal(meta_layout)
         u3 = Signal(meta_layout)
         u3_acc = Signal(data.ArrayLayout(Float16, L))
@@ -511,7 +569,7 @@ class ConvEngine(wiring.Component):
         result = Signal(data.ArrayLayout(Float16, L))
         for lane in range(L):
             m.d.comb += result[lane].eq(units[lane].o.payload.z)
-        with m.If(ro_issue):                # read-out: clear the word as it is read
+        with m.If(ro_issue & ro_clear):     # read-out: clear the word as it is read
             m.d.comb += [awr.addr.eq(ro_addr), awr.data.eq(0), awr.en.eq(1)]
         with m.Else():
             m.d.comb += [awr.addr.eq(wb_tag[:cw_]), awr.data.eq(result), awr.en.eq(wb)]
@@ -519,11 +577,26 @@ class ConvEngine(wiring.Component):
 
         # read-out words into the FIFO
         word = Signal(self.out_layout)
-        for lane in range(L):               # outputs not needed are +0 (BP contract)
-            m.d.comb += word.value[lane].eq(Mux(u3.need[lane], u3_acc[lane], POS_ZERO))
-        m.d.comb += [word.x.eq(u3.x), word.y.eq(u3.y),
-                     word.group.eq(u3.g), word.step.eq(u3.step),
-                     ofifo.w_data.eq(word), ofifo.w_en.eq(u3.ro)]
+        if flat:
+            # pack the selected lanes, L to a word: pk holds the word's values so far and
+            # is +0 from a word's push on, so a step's short last word has +0 lanes
+            pk = Signal(data.ArrayLayout(Float16, L))
+            pk_n = Signal(range(L))         # next position in the word
+            val = u3_acc[u3.lane]
+            push = u3.ro & ((pk_n == L - 1) | u3.last)
+            for lane in range(L):
+                m.d.comb += word.value[lane].eq(Mux(pk_n == lane, val, pk[lane]))
+            with m.If(push):
+                m.d.sync += [pk.eq(0), pk_n.eq(0)]
+            with m.Elif(u3.ro):
+                m.d.sync += [pk.eq(word.value), pk_n.eq(pk_n + 1)]
+            m.d.comb += [word.step.eq(u3.step), ofifo.w_data.eq(word), ofifo.w_en.eq(push)]
+        else:
+            for lane in range(L):           # outputs not needed are +0 (BP contract)
+                m.d.comb += word.value[lane].eq(Mux(u3.need[lane], u3_acc[lane], POS_ZERO))
+            m.d.comb += [word.x.eq(u3.x), word.y.eq(u3.y),
+                         word.group.eq(u3.g), word.step.eq(u3.step),
+                         ofifo.w_data.eq(word), ofifo.w_en.eq(u3.ro)]
         m.d.sync += ro_pending.eq(ro_pending + ro_issue - u3.ro)
         m.d.comb += [self.currents.payload.eq(ofifo.r_data),
                      self.currents.valid.eq(ofifo.r_rdy),
@@ -534,8 +607,7 @@ class ConvEngine(wiring.Component):
         with m.If(start):
             m.d.sync += [running.eq(1), c_steps.eq(0), t_cur.eq(0), e0_valid.eq(0),
                          busy_ev.eq(0), cand_valid.eq(0), ro_done.eq(0),
-                         ro_x.eq(0), ro_y.eq(0), ro_g.eq(0), ro_gbase.eq(0), ro_addr.eq(0),
-                         c_cur.eq(0), wb_c.eq(self.cmd.payload.w_base)]
+                         c_cur.eq(0), wb_c.eq(self.cmd.payload.w_base)] + ro_rewind()
         with m.Elif(done):
             m.d.sync += running.eq(0)
 

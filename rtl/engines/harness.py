@@ -31,9 +31,10 @@ __all__ = ["BPCase", "bp_case", "random_bp_deltas", "random_need", "bp_stimulus"
            "ConvBPCase", "conv_bp_case", "conv_bp_stimulus",
            "WGCase", "wg_case", "random_deltas", "wg_stimulus", "wg_cycle_model",
            "FCCase", "fc_case", "ConvCase", "conv_case", "conv_stimulus", "conv_cycle_model",
+           "flat_current_words", "flat_stimulus",
            "engine_class", "random_weights", "random_spikes", "random_analog",
            "Stimulus", "CaseResult", "make_engine", "stimulus", "stimuli", "compare", "simulate_fc",
-           "run_cocotb_fc", "assert_all_exact", "cycle_model"]
+           "run_cocotb_fc", "assert_all_exact", "assert_flat_word_counts", "cycle_model"]
 
 COCOTB_MODULE = "trident.rtl.engines.cocotb_fp"
 
@@ -196,6 +197,11 @@ class ConvCase:
     def groups(self, lanes) -> int:
         """Accumulator groups: output channels / ``L``."""
         return -(-self.weight.shape[0] // lanes)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the engine's output maps (``Co``)."""
+        return self.weight.shape[0]
 
     def footprints(self):
         """Per input position ``(iy, ix)``: how many outputs it touches (per group)."""
@@ -410,6 +416,11 @@ class ConvBPCase:
     def groups(self, lanes) -> int:
         """Accumulator groups: input channels / ``L``."""
         return -(-self.in_shape[0] // lanes)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the engine's output maps (the forward layer's input, ``C``)."""
+        return self.in_shape[0]
 
     def golden(self) -> torch.Tensor:
         """``δS [R, C, H, W]`` from the golden kernel (numerics.md §4.4, need applied)."""
@@ -831,23 +842,68 @@ def conv_cycle_model(params, case) -> dict:
     padded = np.zeros((steps, planes * rows, nw * per_word), dtype=bool)
     padded[:, :, :width] = act.reshape(steps, planes * rows, width)
     scan = np.maximum(1, padded.reshape(steps, -1, per_word).sum(2)).sum(1)
-    readout = groups * ho * wo
+    # the flat read-out reads one lane (an output) per cycle, the grouped one a word
+    readout = (case.out_channels if engine.flat_readout else groups) * ho * wo
     model = sum(max(u, int(c)) + readout + P + 8 for u, c in zip(per_step, scan)) + 8
     return {"updates": sum(per_step), "readout": readout * case.steps, "model": model,
             "ideal": int((act * fp[None, None]).sum()) * groups}
 
 
+def flat_current_words(layout, maps_bits, lanes: int):
+    """Expected flat read-out words and masks for output maps ``[T, C, H, W]`` (binary16
+    patterns): per step the maps flattened in ``(c, y, x)`` order, ``lanes`` values per
+    word (``value[k]`` = flat element ``w·L + k``), the step's last word padded with
+    ``+0`` (checked); ``step`` set, ``x``, ``y``, ``group`` checked to be 0."""
+    from .layout import _bits16, field_offsets
+    c = _bits16(maps_bits)
+    steps = c.shape[0]
+    flat = c.reshape(steps, -1)
+    nw = -(-flat.shape[1] // lanes)
+    padded = np.zeros((steps, nw * lanes), dtype=np.int64)
+    padded[:, :flat.shape[1]] = flat
+    offs = field_offsets(layout)
+    v_off = offs["value"][0]
+    full = (1 << layout.size) - 1
+    words = []
+    for t in range(steps):
+        for w in range(nw):
+            value = t << offs["step"][0]
+            for k in range(lanes):
+                value |= int(padded[t, w * lanes + k]) << (v_off + 16 * k)
+            words.append(value)
+    return words, [full] * len(words)
+
+
+def flat_stimulus(params, stim: Stimulus) -> Stimulus:
+    """A conv (FP or BP) stimulus for an engine with ``flat_readout=True``: the
+    descriptor gets ``n_out``, the expected words are the flat ones
+    (:func:`flat_current_words`), the cycle limit follows the longer read-out.  Every
+    other part (weights, inputs, counters) is the grouped stimulus's."""
+    from dataclasses import replace
+
+    from .layout import pack_config
+    case = stim.case
+    if getattr(case, "need", None) is not None:
+        raise ValueError(f"{case.name}: the flat read-out has no need mask")
+    engine = make_engine(params, engine_class([case]))
+    cur = case.golden().view(torch.int16).numpy()
+    expected, masks = flat_current_words(engine.out_layout, cur, engine.lanes)
+    config = stim.config | pack_config(engine.config_layout, n_out=case.out_channels)
+    limit = 4 * conv_cycle_model(params, case)["model"] + 2000
+    return replace(stim, config=config, expected=expected, masks=masks, cycle_limit=limit)
+
+
 def stimulus(params, case, load_weights=True) -> Stimulus:
     """Pack a case; ``load_weights=False`` leaves the scratchpad as it is (the weights
     are already there: weight-stationary reuse across input sets)."""
-    if isinstance(case, ConvCase):
-        return conv_stimulus(params, case, load_weights)
+    if isinstance(case, (ConvCase, ConvBPCase)):
+        pack = conv_stimulus if isinstance(case, ConvCase) else conv_bp_stimulus
+        stim = pack(params, case, load_weights)
+        return flat_stimulus(params, stim) if params.get("flat_readout") else stim
     if isinstance(case, WGCase):
         return wg_stimulus(params, case)
     if isinstance(case, BPCase):
         return bp_stimulus(params, case, load_weights)
-    if isinstance(case, ConvBPCase):
-        return conv_bp_stimulus(params, case, load_weights)
     engine = make_engine(params)
     L = engine.lanes
     groups = -(-case.n_out // L)
@@ -944,6 +1000,19 @@ def assert_all_exact(results):
     bad = [r for r in results if not r.exact]
     msg = "\n".join(f"{r.name}: {r.mismatches[:5]} {r.counter_errors}" for r in bad)
     assert not bad, f"{len(bad)} of {len(results)} cases differ from the golden:\n{msg}"
+
+
+def assert_flat_word_counts(params, cases, results):
+    """Flat conv read-out: every step of every case delivered ``ceil(n_out·Ho·Wo / L)``
+    words (counted by their ``step`` field)."""
+    from .layout import unpack_current_words
+    engine = make_engine(params, engine_class(cases))
+    for c, r in zip(cases, results):
+        ho, wo, _ = c.geometry
+        want = -(-c.out_channels * ho * wo // engine.lanes)
+        steps, _, _ = unpack_current_words(engine.out_layout, r.outputs, engine.lanes, 0)
+        got = np.bincount(steps, minlength=c.steps).tolist()
+        assert got == [want] * c.steps, (c.name, got, want)
 
 
 # ---- Amaranth simulator ----------------------------------------------------------------

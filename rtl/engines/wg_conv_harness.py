@@ -22,7 +22,7 @@ from .harness import _half, _load_json, _to_words
 
 __all__ = ["UpdateSegment", "update_segment", "pack_update", "simulate_update",
            "run_cocotb_update", "update_mismatches", "ConvWGCase", "conv_wg_case",
-           "conv_wg_stimulus", "conv_wg_cycle_model", "simulate_conv_wg",
+           "DELTA_PAD", "conv_wg_stimulus", "conv_wg_cycle_model", "simulate_conv_wg",
            "run_cocotb_conv_wg"]
 
 UPDATE_COCOTB_MODULE = "trident.rtl.engines.cocotb_update"
@@ -242,18 +242,22 @@ def run_cocotb_update(params, simulator, segments, *, idle=0.0, backpressure=0.0
 
 # ---- conv WG engine ------------------------------------------------------------------------
 
+#: A binary16 NaN in the unused upper half of a row's last δ word: the engine must ignore
+#: it (a row of zero δ values stays discarded, no term is added).
+DELTA_PAD = 0x7E00
+
+
 @dataclass
 class ConvWGCase:
-    """One conv WG tile: ``deltas [R, J, Ho, Wo]`` (binary16, ``J ≤ L`` output channels of
-    the tile), ``inputs [R, C, H, W]`` (bool spikes or binary16 analog), square kernel,
-    stride, padding."""
+    """One conv WG tile: ``deltas [R, J, Ho, Wo]`` (binary16, the tile's ``J`` output
+    channels, ``G = ⌈J/L⌉`` groups of the engine's ``L`` lanes), ``inputs [R, C, H, W]``
+    (bool spikes or binary16 analog), square kernel, stride, padding."""
     name: str
     deltas: torch.Tensor
     inputs: torch.Tensor
     kernel: int
     stride: int
     padding: int
-    group: int = 0
 
     @property
     def mac(self) -> bool:
@@ -274,42 +278,58 @@ class ConvWGCase:
     def live_rows(self) -> np.ndarray:
         return (self.deltas.view(torch.int16).int() & 0x7FFF).ne(0).flatten(1).any(1).numpy()
 
-    def footprints(self) -> torch.Tensor:
-        """``[C, H, W]``: the number of outputs (footprint positions) each input feeds."""
-        K, s, p = self.kernel, self.stride, self.padding
-        _, C, H, W = self.inputs.shape
-        ho, wo = self.deltas.shape[2:]
-        ones = torch.ones(1, C * K * K, ho * wo, dtype=torch.float64)
-        return torch.nn.functional.fold(ones, (H, W), K, padding=p, stride=s)[0]
+    def live_groups(self, lanes) -> torch.Tensor:
+        """``[R, Ho·Wo]``: per row and output position, the groups of ``lanes`` channels
+        whose δ word there has a non-zero lane."""
+        rows, J, ho, wo = self.deltas.shape
+        G = -(-J // lanes)
+        nz = torch.zeros(rows, G * lanes, ho * wo, dtype=torch.bool)
+        nz[:, :J] = (self.deltas.view(torch.int16).int() & 0x7FFF).ne(0).flatten(2)
+        return nz.reshape(rows, G, lanes, ho * wo).any(2).sum(1).double()
 
-    def work(self) -> dict:
-        """Per row: ``events`` (active inputs), ``pairs`` (footprint positions of the active
-        inputs) and ``nonzero`` (those whose δ word has a non-zero lane)."""
+    def _scatter(self, per_position) -> torch.Tensor:
+        """``[R, C, H, W]``: per input, the sum of ``per_position [R, Ho·Wo]`` over the
+        outputs its footprint covers."""
         K, s, p = self.kernel, self.stride, self.padding
+        rows, C, H, W = self.inputs.shape
+        blocks = per_position[:, None, :].expand(rows, C * K * K, per_position.shape[1])
+        return torch.nn.functional.fold(blocks, (H, W), K, padding=p, stride=s)
+
+    def work(self, lanes) -> dict:
+        """Per row: ``events`` (active inputs), ``updates`` (pairs of a footprint position
+        of an active input and a live group there), ``skipped`` (footprint positions of
+        active inputs without a live group) and ``cost`` ``[R, C, H, W]`` (per input, the
+        enumeration cycles of its footprint: ``max(1, live groups)`` per position)."""
         x = self.active()
-        cols = torch.nn.functional.unfold(x, K, padding=p, stride=s)           # [R, C·K², Ho·Wo]
-        nz = (self.deltas.view(torch.int16).int() & 0x7FFF).ne(0).any(1).flatten(1).double()
+        k = self.live_groups(lanes)
         return {"events": x.flatten(1).sum(1).numpy(),
-                "pairs": cols.sum((1, 2)).numpy(),
-                "nonzero": (cols * nz[:, None, :]).sum((1, 2)).numpy()}
+                "updates": (x * self._scatter(k)).flatten(1).sum(1).numpy(),
+                "skipped": (x * self._scatter((k == 0).double())).flatten(1).sum(1).numpy(),
+                "cost": self._scatter(k.clamp(min=1)).numpy()}
 
 
 def conv_wg_case(rng, rows, in_c, size, out_c, kernel, stride, padding, density,
-                 row_density=0.5, *, mac=False, specials=False, kind="normal", group=0,
-                 name=None):
+                 row_density=0.5, *, mac=False, specials=False, kind="normal", group_lanes=4,
+                 dead_group=0.3, lane_zero=0.2, name=None):
     """A random :class:`ConvWGCase`: ``size`` is ``(H, W)`` or an int; ``kind`` as
     :func:`~.harness.random_deltas`; a fraction ``row_density`` of rows carry δ values
-    (the others are all ±0), and within a live row some output positions are all ±0;
-    ``mac``: analog inputs (``specials``: with ±inf and NaN)."""
+    (the others are all ±0); within a live row 30 % of the output positions are ±0 in
+    every channel and a fraction ``dead_group`` of the (group of ``group_lanes``
+    channels, position) pairs are ±0, so that some groups are live where others are not,
+    and a fraction ``lane_zero`` of the other values; ``mac``: analog inputs
+    (``specials``: with ±inf and NaN)."""
     from .harness import random_analog, random_deltas, random_spikes
     h, w = (size, size) if isinstance(size, int) else size
     ho, wo = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
-    flat = random_deltas(rng, rows * ho * wo, out_c, 1.0, kind)               # [R·Ho·Wo, J]
+    flat = random_deltas(rng, rows * ho * wo, out_c, 1.0, kind, lane_zero=lane_zero)
     d = flat.reshape(rows, ho, wo, out_c).permute(0, 3, 1, 2).contiguous()
+    groups = -(-out_c // group_lanes)
     dead_pos = torch.from_numpy(rng.random((rows, 1, ho, wo)) < 0.3)
+    dead_grp = torch.from_numpy(rng.random((rows, groups, 1, ho, wo)) < dead_group)
+    dead_grp = dead_grp.expand(rows, groups, group_lanes, ho, wo).reshape(rows, -1, ho, wo)
     dead_row = torch.from_numpy(rng.random((rows, 1, 1, 1)) >= row_density)
     zero = _half(rng.integers(0, 2, d.shape) << 15)
-    d = torch.where(dead_pos | dead_row, zero, d)
+    d = torch.where(dead_pos | dead_grp[:, :out_c] | dead_row, zero, d)
     if mac:
         x = random_analog(rng, rows, in_c * h * w, density, specials=specials)
     else:
@@ -317,14 +337,19 @@ def conv_wg_case(rng, rows, in_c, size, out_c, kernel, stride, padding, density,
     x = x.reshape(rows, in_c, h, w)
     name = name or (f"cwg{'-mac' if mac else ''}-{rows}r-{in_c}x{h}x{w}-co{out_c}"
                     f"-k{kernel}s{stride}p{padding}-d{density:g}-rows{row_density:g}-{kind}")
-    return ConvWGCase(name, d, x, kernel, stride, padding, group)
+    return ConvWGCase(name, d, x, kernel, stride, padding)
 
 
-def _row_cycles(active, footprint, per_word):
+#: Cycles from a live row's last enumerated footprint position to its end marker (the
+#: position's bitmap read, group select, δ read: the row's bank is then free).
+DRAIN = 3
+
+
+def _row_cycles(active, cost, per_word):
     """Cycles of one live row from its first input word to its end marker: the compressor
     takes a word per cycle (in the cycle of the previous word's last event) and emits one
-    event per cycle; an event waits for the enumerator, which spends ``max(1, footprint)``
-    cycles on it."""
+    event per cycle; an event waits for the enumerator, which spends ``max(1, cost)``
+    cycles on it; the end marker waits ``DRAIN`` cycles more after the last footprint."""
     C, H, W = active.shape
     t = free = 0
     for c in range(C):
@@ -335,88 +360,97 @@ def _row_cycles(active, footprint, per_word):
                     t += 1
                 for ix in hits:
                     e = max(t, free)
-                    free = e + max(1, int(footprint[c, iy, w0 + ix]))
+                    free = e + max(1, int(cost[c, iy, w0 + ix]))
                     t = e + 1
-    return max(t, free) + 1
+    return max(t, free) + 1 + (DRAIN if free else 0)
 
 
 def conv_wg_cycle_model(params, case: ConvWGCase) -> dict:
-    """Predicted busy cycles.  Row ``r`` takes ``Ho·Wo`` cycles to load its δ map (once a
-    bank is free: with two banks, while row ``r − 1`` is processed), then ``proc(r)``:
-    its input words at one per cycle and, in a live row, each active input's
-    ``max(1, footprint)`` enumeration cycles, overlapped as the compressor runs ahead by
-    one event (:func:`_row_cycles`), + 1 for the end marker; then ``(L + 4)·C·K²`` for
-    the read-out."""
+    """Predicted busy cycles.  ``G + 1`` cycles for the base table; row ``r`` then takes
+    ``J·Ho·Wo`` cycles to load its δ maps (one value per cycle, once a bank is free: with
+    two banks, while row ``r − 1`` is processed), then ``proc(r)``: its input words at one
+    per cycle and, in a live row, each active input's enumeration cycles (per footprint
+    position ``max(1, live groups)``), overlapped as the compressor runs ahead by one
+    event (:func:`_row_cycles`), + 1 for the end marker and ``DRAIN``; then
+    ``(L + 4)·G·C·K²`` for the read-out."""
     from .harness import make_engine
     from .layout import words_per_step
     from .wg_conv import ConvWGEngine
     engine = make_engine(params, ConvWGEngine)
-    rows, _, ho, wo = case.deltas.shape
+    L = engine.lanes
+    rows, J, ho, wo = case.deltas.shape
+    G = -(-J // L)
     _, C, H, W = case.inputs.shape
     per_word = engine.word_bits // 16 if case.mac else engine.word_bits
     words = C * H * words_per_step(W, engine.word_bits, case.mac)
     live = case.live_rows()
     act = case.active().numpy()
-    fp = case.footprints().numpy()
+    cost = case.work(L)["cost"]
     load_end, proc_end = [], []
     for r in range(rows):
-        free = proc_end[r - engine.delta_banks] if r >= engine.delta_banks else 0
-        load_end.append(max(load_end[-1] if r else 0, free) + ho * wo)
-        proc = _row_cycles(act[r], fp, per_word) if live[r] else words + 1
+        free = proc_end[r - engine.delta_banks] if r >= engine.delta_banks else G + 1
+        load_end.append(max(load_end[-1] if r else 0, free) + J * ho * wo)
+        proc = _row_cycles(act[r], cost[r], per_word) if live[r] else words + 1
         proc_end.append(max(proc_end[-1] if r else 0, load_end[-1]) + proc)
-    readout = (engine.lanes + 4) * C * case.kernel ** 2
+    readout = (L + 4) * G * C * case.kernel ** 2
     return {"scan": proc_end[-1], "readout": readout, "model": proc_end[-1] + readout + 16}
 
 
 def conv_wg_stimulus(params, case: ConvWGCase):
     """Pack a conv WG tile for a :class:`~.wg_conv.ConvWGEngine` configuration: a
-    :class:`~.harness.Stimulus` (no weight words; δ words per row)."""
+    :class:`~.harness.Stimulus` (no weight words; per row the flat δ words, the unused
+    half of a row's last word holding :data:`DELTA_PAD`).  Every lane of every gradient
+    word is checked (lanes past ``J`` must be ``+0``)."""
     from .harness import Stimulus, make_engine
-    from .layout import feature_map_words, field_offsets, pack_config
-    from .wg_conv import ConvWGEngine
+    from .layout import analog_words, feature_map_words, field_offsets, pack_config
+    from .wg_conv import DELTA_WORD_BITS, ConvWGEngine
     engine = make_engine(params, ConvWGEngine)
     L = engine.lanes
     rows, J, ho, wo = case.deltas.shape
+    G = -(-J // L)
     _, C, H, W = case.inputs.shape
     K = case.kernel
     xbits = max(0, (wo - 1).bit_length())
-    if (J > L or W > engine.max_width or H > engine.max_height or C > engine.max_channels
-            or K > engine.max_kernel or case.stride > engine.max_stride
-            or C * K * K > engine.acc_depth or ho << xbits > engine.delta_depth
+    if (G > engine.max_groups or W > engine.max_width or H > engine.max_height
+            or C > engine.max_channels or K > engine.max_kernel or case.stride > engine.max_stride
+            or G * C * K * K > engine.acc_depth or G * (ho << xbits) > engine.delta_depth
             or rows > engine.max_rows or case.stride & (case.stride - 1)
             or (case.mac and not engine.mac_support)):
         raise ValueError(f"{case.name} does not fit {params}")
     fields = dict(in_w=W, in_h=H, in_c=C, kernel=K, stride_log2=case.stride.bit_length() - 1,
                   pad=case.padding, out_h=ho, out_w=wo, out_xbits=xbits, n_rows=rows,
-                  group=case.group, w_kk=K * K, n_weights=C * K * K)
+                  n_groups=G, n_out=J, w_kk=K * K, n_weights=C * K * K)
     if engine.mac_support:
         fields["mac"] = int(case.mac)
     config = pack_config(engine.config_layout, **fields)
-    d = np.zeros((rows, ho, wo, L), dtype=np.int64)
-    d[..., :J] = _bits(case.deltas.permute(0, 2, 3, 1))
-    shifts = np.array([1 << (16 * l) for l in range(L)], dtype=object)
-    deltas = [int(v) for v in (d.reshape(-1, L).astype(object) * shifts).sum(1)]
+    per_row = -(-J * ho * wo // 2)
+    deltas = analog_words(_bits(case.deltas).reshape(rows, -1), DELTA_WORD_BITS)
+    if J * ho * wo % 2:
+        for r in range(rows):
+            deltas[(r + 1) * per_row - 1] |= DELTA_PAD << 16
     inputs = feature_map_words(_bits(case.inputs) if case.mac else case.inputs.numpy(),
                                engine.word_bits, case.mac)
-    g = _bits(case.golden()).reshape(J, C * K * K)
+    g = np.zeros((G * L, C * K * K), dtype=np.int64)
+    g[:J] = _bits(case.golden()).reshape(J, C * K * K)
     offs = field_offsets(engine.out_layout)
     v_off, (i_off, i_w), (g_off, g_w) = offs["value"][0], offs["index"], offs["group"]
-    expected, masks = [], []
-    lane_mask = sum(0xFFFF << (v_off + 16 * l) for l in range(J))
-    for i in range(C * K * K):
-        value = (i << i_off) | (case.group << g_off)
-        for l in range(J):
-            value |= int(g[l, i]) << (v_off + 16 * l)
-        expected.append(value)
-        masks.append(lane_mask | (((1 << i_w) - 1) << i_off) | (((1 << g_w) - 1) << g_off))
+    mask = ((((1 << (16 * L)) - 1) << v_off) | (((1 << i_w) - 1) << i_off)
+            | (((1 << g_w) - 1) << g_off))
+    expected = []
+    for group in range(G):
+        for i in range(C * K * K):
+            value = (i << i_off) | (group << g_off)
+            for l in range(L):
+                value |= int(g[group * L + l, i]) << (v_off + 16 * l)
+            expected.append(value)
     live = case.live_rows()
-    work = case.work()
+    work = case.work(L)
     events = int(work["events"][live].sum())
-    ops = int(work["nonzero"][live].sum()) * L
-    skipped = int((work["pairs"] - work["nonzero"])[live].sum())
+    ops = int(work["updates"][live].sum()) * L
+    skipped = int(work["skipped"][live].sum())
     limit = 4 * conv_wg_cycle_model(params, case)["model"] + 2000
-    return Stimulus(case, config, [], inputs, expected, masks, events, ops, skipped, limit,
-                    deltas=deltas)
+    return Stimulus(case, config, [], inputs, expected, [mask] * len(expected), events, ops,
+                    skipped, limit, deltas=deltas)
 
 
 def simulate_conv_wg(params, cases, *, idle=0.0, backpressure=0.0, seed=0):

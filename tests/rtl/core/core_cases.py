@@ -79,57 +79,81 @@ def _random_half(rng, shape, zeros, scale):
     return v.astype(np.float16)
 
 
+def conv_geometry(in_h, in_w, kernel, stride=1, padding=0, pool=1):
+    """The descriptor's geometry fields of a conv layer on ``in_h × in_w`` maps."""
+    out_h = (in_h + 2 * padding - kernel) // stride + 1
+    out_w = (in_w + 2 * padding - kernel) // stride + 1
+    pool_h, pool_w = out_h // pool, out_w // pool
+    return dict(kernel=kernel, stride=stride, pool=pool, padding=padding, in_h=in_h, in_w=in_w,
+                out_h=out_h, out_w=out_w, pool_h=pool_h, pool_w=pool_w, kk=kernel * kernel,
+                in_plane=in_h * in_w, out_plane=out_h * out_w, pool_plane=pool_h * pool_w)
+
+
 def layer_program(rng, core_params, *, n_in, n_out, steps, batch, density, kind="lif",
                   soft_reset=False, surrogate="rectangular", decay_input=True, analog=False,
-                  momentum=False, fused=False, label=None):
-    """One FC layer: FP, BPN, BP, WG (or BPWG), UPDATE on random data (see the module
-    docstring)."""
+                  momentum=False, fused=False, conv=None, label=None):
+    """One FC layer (``n_in`` inputs, ``n_out`` neurons) or, with ``conv`` (the keywords of
+    :func:`conv_geometry`), one conv layer (``n_in`` → ``n_out`` channels): FP, BPN, BP, WG
+    (or BPWG), UPDATE on random data (see the module docstring)."""
     cfg = NeuronConfig(kind=kind, tau=2.0, decay_input=decay_input, v_threshold=1.0,
                        v_reset=None if soft_reset else 0.0, detach_reset=True,
                        surrogate=surrogate, k_init=0.8)
     neuron = NeuronParams.from_config(cfg)
+    geometry = conv_geometry(**conv) if conv else FC_GEOMETRY
     rows = steps * batch
-    pw = half_words(n_in)
-    x_words = half_words(n_in) if analog else spike_words(n_in)
-    # WG in output tiles of as many groups as the accumulators take; BPWG takes all outputs
+    x_len = n_in * geometry["in_plane"]                 # elements of a row, per tensor
+    h_len = n_out * geometry["out_plane"]
+    s_len = n_out * geometry["pool_plane"]
+    w_len = n_in * geometry["kk"]
+    pw = half_words(w_len)
+    x_words = half_words(x_len) if analog else spike_words(x_len)
+    # WG in output tiles of as many groups as the accumulators take (a conv layer's δI maps
+    # of a tile in the state memory); BPWG takes all outputs
     wg_outs = core_params.lanes * core_params.wg_groups
+    if conv:
+        wg_outs = min(wg_outs, core_params.state_depth // geometry["out_plane"] // 2 * 2)
     wg_tiles = [dict(out_lo=lo, out_cnt=min(wg_outs, n_out - lo)) for lo in range(0, n_out, wg_outs)]
     fused = fused and len(wg_tiles) == 1
     alloc = _Allocator((5 + len(wg_tiles)) * D.DESC_WORDS)      # the program comes first
     sizes = {"params": D.PARAM_WORDS, "w": n_out * pw, "x": rows * x_words,
-             "h": rows * half_words(n_out), "s": rows * spike_words(n_out),
-             "ds": rows * half_words(n_out), "di": rows * half_words(n_out), "dsb": rows * pw,
-             "g": n_out * pw, "m": n_out * pw}
+             "h": rows * half_words(h_len), "s": rows * spike_words(s_len),
+             "ds": rows * half_words(s_len), "di": rows * half_words(h_len),
+             "dsb": rows * half_words(x_len), "g": n_out * pw, "m": n_out * pw}
     reg = {name: alloc.take(size) for name, size in sizes.items()}
     mem = np.zeros(alloc.top + 16, dtype=np.uint32)
 
     # weights scaled so that the neurons see about one threshold per step
-    active = max(1.0, density * n_in) if not analog else n_in * 0.5
-    w = _random_half(rng, (n_out, n_in), 0.05, 2.5 / np.sqrt(active))
+    fan_in = n_in * geometry["kk"]
+    active = max(1.0, density * fan_in) if not analog else fan_in * 0.5
+    w = _random_half(rng, (n_out, w_len), 0.05, 2.5 / np.sqrt(active))
     mem[reg["w"]:reg["w"] + n_out * pw] = D.pack_half(w, pw).reshape(-1)
     if analog:
-        x = _random_half(rng, (rows, n_in), 1 - density, 1.0)
+        x = _random_half(rng, (rows, x_len), 1 - density, 1.0)
         mem[reg["x"]:reg["x"] + rows * x_words] = D.pack_half(x, x_words).reshape(-1)
     else:
-        x = rng.random((rows, n_in)) < density
+        x = rng.random((rows, x_len)) < density
         mem[reg["x"]:reg["x"] + rows * x_words] = D.pack_spikes(x, x_words).reshape(-1)
-    ds = _random_half(rng, (rows, n_out), 0.3, 4.0)
-    hw_out = half_words(n_out)
-    mem[reg["ds"]:reg["ds"] + rows * hw_out] = D.pack_half(ds, hw_out).reshape(-1)
+    ds = _random_half(rng, (rows, s_len), 0.3, 4.0)
+    hw_ds = half_words(s_len)
+    mem[reg["ds"]:reg["ds"] + rows * hw_ds] = D.pack_half(ds, hw_ds).reshape(-1)
     if momentum:
-        mb = _random_half(rng, (n_out, n_in), 0.2, 0.5)
+        mb = _random_half(rng, (n_out, w_len), 0.2, 0.5)
         mem[reg["m"]:reg["m"] + n_out * pw] = D.pack_half(mb, pw).reshape(-1)
     block = D.param_block(neuron, steps, F.const(0.25), F.const(0.5) if momentum else None, 3)
     mem[reg["params"]:reg["params"] + D.PARAM_WORDS] = block
 
-    common = dict(steps=steps, batch=batch, layer=D.LayerType.FC, param_addr=reg["params"],
+    common = dict(steps=steps, batch=batch, param_addr=reg["params"],
+                  layer=D.LayerType.CONV if conv else D.LayerType.FC,
                   out_lo=0, out_cnt=n_out, in_lo=0, in_cnt=n_in, out_total=n_out,
-                  in_total=n_in, **FC_GEOMETRY)
+                  in_total=n_in, **geometry)
     nbits = dict(neuron=int(D.NeuronType[kind.upper()]),
                  surrogate=int(D.SurrogateType[surrogate.upper()]), soft_reset=int(soft_reset),
                  decay_input=int(decay_input))
-    hs = half_words(n_out)
-    ss = spike_words(n_out)
+    hs = half_words(h_len)
+    ss = spike_words(s_len)
+    ds_words = half_words(s_len)
+    xs = half_words(x_len)
+    plane = geometry["out_plane"]
 
     def t_slot(name, region, words):
         return _slot(name, reg[region], words, words, batch * words)
@@ -138,27 +162,33 @@ def layer_program(rng, core_params, *, n_in, n_out, steps, batch, density, kind=
         D.Descriptor(op=D.Opcode.FP, analog=int(analog), **common, **nbits,
                      **_slot("a", reg["w"], pw, pw), **t_slot("b", "x", x_words),
                      **t_slot("c", "h", hs), **t_slot("d", "s", ss)),
-        D.Descriptor(op=D.Opcode.BPN, **common, **nbits, **t_slot("b", "ds", hs),
+        D.Descriptor(op=D.Opcode.BPN, **common, **nbits, **t_slot("b", "ds", ds_words),
                      **t_slot("c", "h", hs), **t_slot("d", "di", hs)),
         *([D.Descriptor(op=D.Opcode.BPWG, analog=int(analog), **common,
                         **_slot("a", reg["w"], pw, pw), **t_slot("b", "di", hs),
-                        **t_slot("c", "dsb", pw), **_slot("d", reg["g"], pw, pw),
+                        **t_slot("c", "dsb", xs), **_slot("d", reg["g"], pw, pw),
                         **t_slot("e", "x", x_words))] if fused else [
           D.Descriptor(op=D.Opcode.BP, **common, **_slot("a", reg["w"], pw, pw),
-                       **t_slot("b", "di", hs), **t_slot("c", "dsb", pw)),
+                       **t_slot("b", "di", hs), **t_slot("c", "dsb", xs)),
           *(D.Descriptor(op=D.Opcode.WG, analog=int(analog), **{**common, **tile},
                          **_slot("a", reg["g"] + tile["out_lo"] * pw, pw, pw),
                          **t_slot("b", "x", x_words),
-                         **_slot("c", reg["di"] + tile["out_lo"] // 2, hs,
-                                 half_words(tile["out_cnt"]), batch * hs))
+                         **_slot("c", reg["di"] + tile["out_lo"] * plane // 2, hs,
+                                 half_words(tile["out_cnt"] * plane), batch * hs))
             for tile in wg_tiles)]),
         D.Descriptor(op=D.Opcode.UPDATE, param_addr=reg["params"], length=n_out * pw,
                      momentum=int(momentum), a_addr=reg["w"], b_addr=reg["g"], c_addr=reg["m"]),
         D.Descriptor(op=D.Opcode.END),
     ]
     for k, d in enumerate(descs):
+        problem = D.validate(d, core_params)
+        if problem != D.ErrorCode.NONE:
+            raise ValueError(f"layer_program: descriptor {k} ({d.op.name}) fails {problem.name}")
         mem[k * D.DESC_WORDS:(k + 1) * D.DESC_WORDS] = D.pack(d)
-    label = label or (f"fc{n_in}x{n_out}-T{steps}-N{batch}-d{density}-{kind}-"
+    shape = (f"conv{n_in}x{n_out}-{conv['in_h']}x{conv['in_w']}k{conv['kernel']}"
+             f"s{conv.get('stride', 1)}p{conv.get('padding', 0)}m{conv.get('pool', 1)}"
+             if conv else f"fc{n_in}x{n_out}")
+    label = label or (f"{shape}-T{steps}-N{batch}-d{density}-{kind}-"
                       f"{'soft' if soft_reset else 'hard'}-{surrogate}{'-analog' if analog else ''}"
                       f"{'-bpwg' if fused else ''}")
     return Case(label, mem, [0], {k: (reg[k], sizes[k]) for k in reg})
@@ -249,12 +279,14 @@ def bad_programs(rng, core_params, good_first=True):
 
 def network(core_params, arch="fc12", inputs=16, classes=4, steps=2, batch=2, kind="lif",
             surrogate="rectangular", soft_reset=False, momentum=0.0, direct_input=False, seed=0):
-    """A training step of a small MLP: ``(Case, host)``; the case runs the forward then
-    the backward program, ``host(memory)`` writes ``G`` in between (the host's part)."""
+    """A training step of a small network (``inputs``: a count, or a map shape ``(C, H,
+    W)`` for a CNN): ``(Case, host)``; the case runs the forward then the backward program,
+    ``host(memory)`` writes ``G`` in between (the host's part)."""
     torch.manual_seed(seed)
     cfg = NeuronConfig(kind=kind, tau=2.0, detach_reset=True, surrogate=surrogate,
                        v_reset=None if soft_reset else 0.0, k_init=0.8)
-    model = SpikingNetwork(arch, (inputs,), classes, cfg)
+    shape = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    model = SpikingNetwork(arch, shape, classes, cfg)
     with torch.no_grad():
         for layer in model.body:
             if hasattr(layer, "weight"):
@@ -263,9 +295,9 @@ def network(core_params, arch="fc12", inputs=16, classes=4, steps=2, batch=2, ki
     net = HwExactNetwork.from_float(model, lr=0.5, momentum=momentum)
     prog = C.compile(net, batch, core_params, steps=steps, direct_input=direct_input)
     g = torch.Generator().manual_seed(seed + 1)
-    x = torch.rand(batch, inputs, generator=g)
-    x[torch.rand(batch, inputs, generator=g) < 0.3] = 0
-    x_seq = x.unsqueeze(0).repeat(steps, 1, 1)
+    x = torch.rand(batch, *shape, generator=g)
+    x[torch.rand(batch, *shape, generator=g) < 0.3] = 0
+    x_seq = x.unsqueeze(0).expand(steps, *x.shape).clone()
     labels = torch.randint(0, classes, (batch,), generator=g)
     mem = prog.memory.copy()
     prog.write_input(mem, x_seq)

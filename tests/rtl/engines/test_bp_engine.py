@@ -19,8 +19,10 @@ import time
 import pytest
 import torch
 
-from trident.rtl.engines.harness import (BPCase, ConvBPCase, assert_all_exact, bp_case,
-                                         conv_bp_case, conv_cycle_model, cycle_model,
+from trident.rtl.engines.bp import ConvBPEngine
+from trident.rtl.engines.harness import (BPCase, ConvBPCase, assert_all_exact,
+                                         assert_flat_word_counts, bp_case, conv_bp_case,
+                                         conv_cycle_model, cycle_model, make_engine,
                                          random_bp_deltas, random_need, random_weights,
                                          run_cocotb_fc, simulate_fc, stimuli)
 from trident.verify.pytest_fixtures import SIMULATOR_PARAMS, require_simulator
@@ -230,6 +232,36 @@ def test_conv_cycles_and_reuse(rng):
         assert m["updates"] + m["readout"] <= r.cycles <= 1.1 * m["model"], (c.name, r.cycles, m)
     scatter = [r.cycles - conv_cycle_model(CONV, c)["readout"] for c, r in zip(cases, res)]
     assert scatter[1] <= 0.2 * scatter[2], scatter
+
+
+@pytest.mark.parametrize("params", [dict(CONV, flat_readout=True),
+                                    dict(CONV, lanes=3, stages=2, out_depth=4,
+                                         flat_readout=True)],
+                         ids=["L4", "L3-P2"])
+def test_amaranth_conv_flat(rng, params):
+    """Flat read-out of the δS maps: (c, iy, ix) order, L values per word, the last word
+    padded with +0, ceil(C·H·W / L) words per row; non-square maps, strides 1 and 2,
+    padding, K ∈ {1, 3, 5}, C not a multiple of L, R ≥ 2, specials, idle inputs and
+    back-pressure.  The cases run back to back on one engine; the last (zero δI) reads
+    every accumulator word the others used (W = 16, C = 2·L), all +0.  No need mask:
+    no ``need`` member, and a case with one is refused."""
+    L = params["lanes"]
+    assert "need" not in make_engine(params, ConvBPEngine).signature.members
+    cases = [conv_bp_case(rng, 5, 7, 4, 3, 1, 1, 2, 0.5, height=5, kind="specials",
+                          delta_kind="specials"),
+             conv_bp_case(rng, 7, 9, 3, 5, 2, 2, 3, 0.5, height=6, kind="wide"),
+             conv_bp_case(rng, 6, 8, 2, 1, 2, 0, 2, 0.7, height=5, kind="subnormal",
+                          delta_kind="subnormal"),
+             conv_bp_case(rng, 2, 6, 3, 3, 2, 1, 2, 1.0, height=9),
+             conv_bp_case(rng, 2 * L, 16, 2, 3, 1, 1, 1, 0.0, height=7)]
+    assert not cases[-1].golden().view(torch.int16).any()
+    res = simulate_fc(params, cases, idle=0.2, backpressure=0.4,
+                      seed=int(rng.integers(1 << 30)))
+    _report(f"amaranth bp conv flat {params}", res)
+    assert_flat_word_counts(params, cases, res)
+    assert_all_exact(res)
+    with pytest.raises(ValueError, match="need"):
+        stimuli(params, [conv_bp_case(rng, 3, 5, 2, 3, 1, 1, 1, 0.5, 0.5)])
 
 
 # ---- cocotb on Icarus and Verilator -------------------------------------------------

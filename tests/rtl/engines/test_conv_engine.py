@@ -12,8 +12,10 @@ import itertools
 import time
 
 import pytest
+import torch
 
-from trident.rtl.engines.harness import (ConvCase, assert_all_exact, conv_case,
+from trident.rtl.engines.harness import (ConvCase, assert_all_exact,
+                                         assert_flat_word_counts, conv_case,
                                          conv_cycle_model, random_spikes, random_weights,
                                          run_cocotb_fc, simulate_fc, stimuli)
 from trident.verify.pytest_fixtures import SIMULATOR_PARAMS, require_simulator
@@ -87,6 +89,56 @@ def test_cycles_and_reuse(rng):
     for c, r in zip(cases, res):
         m = conv_cycle_model(SPIKE, c)
         assert m["updates"] + m["readout"] <= r.cycles <= 1.1 * m["model"], (c.name, r.cycles, m)
+
+
+def flat_cases(rng, mac, lanes):
+    """Layers for the flat read-out: non-square maps, strides 1 and 2, padding, K ∈
+    {1, 3, 5}, Co not a multiple of L (a partial last group), T ≥ 2, specials; last, a
+    layer of zero inputs whose read-out covers every accumulator word the others used
+    (Wo = 16, Co = 2·L): its currents are +0 only if every earlier read-out left +0
+    behind."""
+    cases = [conv_case(rng, 2, 7, 5, 3, 1, 1, 2, 0.5, height=5, mac=mac, specials=mac,
+                       kind="specials"),
+             conv_case(rng, 3, 9, 6, 5, 2, 2, 3, 0.6, height=6, mac=mac, kind="wide"),
+             conv_case(rng, 1, 8, 3, 1, 2, 0, 2, 0.7, height=11, mac=mac, kind="subnormal"),
+             conv_case(rng, 2, 6, 7, 3, 2, 1, 2, 1.0, height=9, mac=mac),
+             conv_case(rng, 2, 16, 2 * lanes, 3, 1, 1, 1, 0.0, height=12, mac=mac)]
+    assert not cases[-1].golden().view(torch.int16).any()
+    return cases
+
+
+@pytest.mark.parametrize("params", [dict(SPIKE, flat_readout=True),
+                                    dict(MAC, flat_readout=True),
+                                    dict(BASE, lanes=3, stages=2, out_depth=4,
+                                         flat_readout=True)],
+                         ids=["spike", "mac", "L3-P2"])
+def test_amaranth_flat(rng, params):
+    """Flat read-out: every step's maps in (co, y, x) order, L values per word, the last
+    word padded with +0, ceil(Co·Ho·Wo / L) words per step, with idle inputs and
+    back-pressure; the cases run back to back on one engine (each starts from +0)."""
+    mac = params.get("lane_unit") == "fma"
+    cases = flat_cases(rng, mac, params["lanes"])
+    res = simulate_fc(params, cases, idle=0.2, backpressure=0.4,
+                      seed=int(rng.integers(1 << 30)))
+    _report(f"amaranth conv flat {params}", res)
+    assert_flat_word_counts(params, cases, res)
+    assert_all_exact(res)
+
+
+def test_flat_readout_cycles(rng):
+    """The flat read-out reads one output per cycle: on one layer (no back-pressure) it
+    takes exactly (Co − groups)·Ho·Wo cycles per step more than the grouped one."""
+    flat = dict(SPIKE, flat_readout=True)
+    case = conv_case(rng, 2, 8, 6, 3, 1, 1, 4, 0.3, height=6)
+    grouped_res, flat_res = simulate_fc(SPIKE, [case]), simulate_fc(flat, [case])
+    assert_all_exact(grouped_res + flat_res)
+    ho, wo, _ = case.geometry
+    g, f = grouped_res[0].cycles, flat_res[0].cycles
+    print(f"[trident] {case.name}: grouped {g / case.steps:.1f}, flat {f / case.steps:.1f} "
+          f"cycles per step")
+    assert f - g == case.steps * (case.out_channels - case.groups(4)) * ho * wo, (g, f)
+    m = conv_cycle_model(flat, case)
+    assert m["updates"] + m["readout"] <= f <= 1.1 * m["model"], (f, m)
 
 
 def spike_suite(rng, shapes=((2, 6, 6, 5, 3, 1, 1), (1, 7, 9, 4, 3, 2, 1),
