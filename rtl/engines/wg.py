@@ -63,6 +63,24 @@ def acc_update_layout(lanes, addr_bits):
     })
 
 
+def relabel_grads(m, words, grads, row_len, restart):
+    """``grads`` = the accumulators' read-out ``words`` (words ``g·row_len + i``, in order)
+    with their ``group`` g and ``index`` i, counted as they leave (from 0 after
+    ``restart``)."""
+    index = Signal.like(grads.payload.index)
+    group = Signal.like(grads.payload.group)
+    m.d.comb += [grads.valid.eq(words.valid), words.ready.eq(grads.ready),
+                 grads.payload.value.eq(words.payload.value),
+                 grads.payload.index.eq(index), grads.payload.group.eq(group)]
+    with m.If(grads.valid & grads.ready):
+        with m.If(index == row_len - 1):
+            m.d.sync += [index.eq(0), group.eq(group + 1)]
+        with m.Else():
+            m.d.sync += index.eq(index + 1)
+    with m.If(restart):
+        m.d.sync += [index.eq(0), group.eq(0)]
+
+
 class ExactAccumulators(wiring.Component):
     """The WG engines' exact accumulators: a memory of ``L``-lane fixed-point words, a
     read-modify-write per update, and the read-out that rounds every word once to
@@ -519,23 +537,13 @@ class WGEngine(wiring.Component):
         ]
         m.d.comb += [bank.upd.payload.term[l].eq(a_term[l]) for l in range(L)]
         m.d.comb += [bank.upd.payload.flags[l].eq(a_flags[l]) for l in range(L)]
-        # the read-out runs over words g·n_in + i: relabel them (g, i)
-        out_i = Signal(ib)
-        out_g = Signal(range(P))
-        m.d.comb += [self.grads.valid.eq(bank.grads.valid), bank.grads.ready.eq(self.grads.ready),
-                     self.grads.payload.value.eq(bank.grads.payload.value),
-                     self.grads.payload.index.eq(out_i), self.grads.payload.group.eq(out_g)]
-        with m.If(self.grads.valid & self.grads.ready):
-            with m.If(out_i == cfg.n_in - 1):
-                m.d.sync += [out_i.eq(0), out_g.eq(out_g + 1)]
-            with m.Else():
-                m.d.sync += out_i.eq(out_i + 1)
+        relabel_grads(m, bank.grads, self.grads, cfg.n_in, start)
 
         done = running & bank.done
         with m.If(start):
             m.d.sync += [running.eq(1), row_loaded.eq(0), row_skip.eq(0), rows_in.eq(0),
                          rows_done.eq(0), d_word.eq(0), reuse.eq(0), fresh.eq(1), tab_g.eq(0), tab_acc.eq(0),
-                         tab_ready.eq(0), out_i.eq(0), out_g.eq(0)]
+                         tab_ready.eq(0)]
         with m.Elif(done):
             m.d.sync += running.eq(0)
 

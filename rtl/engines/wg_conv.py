@@ -39,7 +39,7 @@ from ..fp16.bits import below_mask, trailing_zeros
 from .compress import EventCompressor
 from .fixed import TERM_BITS, float16_to_fixed, special_flags
 from .fp import _bits_for, _clog2
-from .wg import ExactAccumulators, grad_layout
+from .wg import ExactAccumulators, grad_layout, relabel_grads
 
 __all__ = ["ConvWGEngine", "conv_wg_config_layout", "DELTA_WORD_BITS"]
 
@@ -587,25 +587,14 @@ class ConvWGEngine(wiring.Component):
         ]
         m.d.comb += [bank.upd.payload.term[l].eq(a_term[l]) for l in range(L)]
         m.d.comb += [bank.upd.payload.flags[l].eq(a_flags[l]) for l in range(L)]
-        # the read-out runs over words g·n_weights + i: relabel them (g, i)
-        out_i = Signal(ab)
-        out_g = Signal(gb)
-        m.d.comb += [self.grads.valid.eq(bank.grads.valid), bank.grads.ready.eq(self.grads.ready),
-                     self.grads.payload.value.eq(bank.grads.payload.value),
-                     self.grads.payload.index.eq(out_i), self.grads.payload.group.eq(out_g)]
-        with m.If(self.grads.valid & self.grads.ready):
-            with m.If(out_i == cfg.n_weights - 1):
-                m.d.sync += [out_i.eq(0), out_g.eq(out_g + 1)]
-            with m.Else():
-                m.d.sync += out_i.eq(out_i + 1)
+        relabel_grads(m, bank.grads, self.grads, cfg.n_weights, start)
 
         with m.If(start):
             m.d.sync += [running.eq(1), full.eq(0), ld_live.eq(0), hi_pending.eq(0),
                          rows_in.eq(0), rows_done.eq(0), ld_x.eq(0), ld_y.eq(0), ld_prow.eq(0),
                          ld_co.eq(0), ld_lane.eq(1), ld_group.eq(1), ld_gbase.eq(0),
                          busy_ev.eq(0), e0_valid.eq(0), n_valid.eq(0), m_valid.eq(0),
-                         tab_g.eq(0), tab_d.eq(0), tab_w.eq(0), tab_co.eq(0), tab_ready.eq(0),
-                         out_i.eq(0), out_g.eq(0)]
+                         tab_g.eq(0), tab_d.eq(0), tab_w.eq(0), tab_co.eq(0), tab_ready.eq(0)]
         with m.Elif(running & bank.done):
             m.d.sync += running.eq(0)
 

@@ -20,10 +20,12 @@ def _config(tmp_path, device, **overrides):
     return TrainConfig(**fields)
 
 
-@pytest.mark.parametrize("neuron,reset", [("lif", "hard"), ("klif", "soft")])
-def test_golden_soc_trains_to_the_golden_models_weights(tmp_path, neuron, reset):
-    """70 samples = two full batches and a partial one (padded on the device) per epoch."""
-    reports = [train(_config(tmp_path, device, neuron=neuron, reset=reset, model="mlp-small"), progress=False)
+@pytest.mark.parametrize("neuron,reset,model", [("lif", "hard", "mlp-small"), ("klif", "soft", "mlp-small"),
+                                                ("lif", "soft", "conv4k3p1,maxpool2,fc16")])
+def test_golden_soc_trains_to_the_golden_models_weights(tmp_path, neuron, reset, model):
+    """70 samples = two full batches and a partial one (padded on the device) per epoch; a CNN
+    on cores built with the conv engines."""
+    reports = [train(_config(tmp_path, device, neuron=neuron, reset=reset, model=model), progress=False)
                for device in ("golden", "golden-soc")]
     assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
     assert reports[0]["history"] == [{**h, "train_time_s": h0["train_time_s"]}
@@ -119,3 +121,16 @@ def test_a_killed_training_process_resumes_from_its_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     whole = train(_config(tmp_path, "golden-soc", epochs=6, model="mlp-small"), progress=False)
     assert json.loads((tmp_path / "resumed.json").read_text())["weights_sha256"] == whole["weights_sha256"]
+
+
+@pytest.mark.slow
+def test_sim_trains_a_cnn_to_the_golden_models_weights(tmp_path):
+    """The SoC RTL (cores with the conv engines) on Verilator: two steps of a CNN end with the
+    golden model's weights."""
+    from trident.verify.pytest_fixtures import require_simulator
+    require_simulator("verilator")
+    reports = [train(_config(tmp_path, device, model="conv4k3p1,maxpool2,fc16", epochs=1, train_limit=64),
+                     progress=False) for device in ("golden", "sim")]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    figures = reports[1]["device_figures"]
+    assert figures["transport"] == "sim" and figures["device_cycles_per_step"] > 0
