@@ -19,7 +19,7 @@ from collections import Counter
 
 import torch
 
-from trident.golden.network import SpikingNetwork
+from trident.golden.network import PRESETS, SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
 from trident.golden.traffic import gpu_bptt_traffic
@@ -99,9 +99,11 @@ def main(argv=None):
               f"({sum(r['host_phase_requests'].values())}), weights equal golden: "
               f"{r['weights_equal_golden']}", flush=True)
     base = rows[0]["device_cycles"]
+    core = "TridentCore defaults" + (", with the conv engines" if "conv" in PRESETS.get(args.model, args.model) else "")
+    reproduce = "" if args.model == parser.get_default("model") else f" --model {args.model} --out {args.out}"
     lines = ["# One training step on the simulated SoC, N cores", "",
              f"digits, `{args.model}`, LIF, T = {args.steps}, batch {args.batch}, direct input, SGD momentum 0.9; "
-             f"the SoC RTL on {args.simulator} (TridentCore defaults, block-RAM DRAM); cycles: the SoC's "
+             f"the SoC RTL on {args.simulator} ({core}, block-RAM DRAM); cycles: the SoC's "
              "`global.cycles` from the first queued program to the drained program queue (each pass one "
              "queued run); DRAM bytes counted by the cores at their memory ports.", "",
              "| N | cycles | speed-up | core busy cycles (sum) | DRAM bytes (RTL) | vs GPU fp32 BPTT | weights = golden (bit for bit) |",
@@ -123,7 +125,7 @@ def main(argv=None):
                      f"{h / q:.1f}× | {r['step_s']:.2f} / {r['host_phase_step_s']:.2f} |")
     lines += ["", f"GPU fp32 BPTT step of the same network and batch (golden.traffic, docs/dram-traffic.md): "
               f"{rows[0]['gpu_fp32_bytes']:,} bytes.", "", f"All N give the same weights: {'yes' if len({r['weights_sha256'] for r in rows}) == 1 else 'NO'}.",
-              "", "Reproduce: `python bench/multicore_sim.py`.", ""]
+              "", f"Reproduce: `python bench/multicore_sim.py{reproduce}`.", ""]
     write_report(args.out, {"config": vars(args) | {"out": str(args.out)}, "rows": rows}, "\n".join(lines))
 
 
