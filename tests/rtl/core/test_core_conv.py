@@ -5,8 +5,11 @@ IF, both resets, every surrogate, spike and analog input, BP and WG apart and fu
 programs ``FP, BPN, BP, WG (or BPWG), UPDATE``, and a compiled CNN training step.  Every
 DRAM word after each program must equal the golden device's (pooled spikes, H, δI, δS,
 gradients, updated weights and momentum, logits), and the DRAM words read and written its
-traffic model.
+traffic model.  ``-m slow``: the cross product of two geometries, T ∈ {1, 4, 8} and input
+densities {0, 1, 10, 50, 100 %} (30 programs).
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -94,3 +97,32 @@ def test_cnn_training_step(simulator):
         assert r.counters["words_read"] == s.words_read
     print(f"[trident] {simulator} CNN step: {results[0].cycles} + {results[1].cycles} cycles, "
           f"build {info['build_s']:.1f} s, sim {info['sim_s']:.1f} s")
+
+
+@pytest.mark.slow
+def test_conv_layers_full_matrix():
+    """Two conv geometries (3×3 padded with max pool 2; 5×5 stride 2 unpadded) × T ∈ {1, 4, 8}
+    × input densities {0, 1, 10, 50, 100 %}, neurons, resets and surrogates rotating; peer
+    latency 4 + jitter 4, 30 % back-pressure."""
+    require_simulator("verilator")
+    rng = np.random.default_rng(23)
+    geometries = ((3, 4, dict(in_h=8, in_w=7, kernel=3, padding=1, pool=2)),
+                  (2, 5, dict(in_h=11, in_w=9, kernel=5, stride=2)))
+    neurons = (("lif", False), ("klif", True), ("if", True), ("klif", False))
+    surrogates = ("rectangular", "triangle", "sigmoid")
+    cases = []
+    for k, ((c_in, c_out, geometry), steps, density) in enumerate(
+            itertools.product(geometries, (1, 4, 8), (0.0, 0.01, 0.1, 0.5, 1.0))):
+        kind, soft = neurons[k % len(neurons)]
+        cases.append(K.layer_program(rng, PARAMS, n_in=c_in, n_out=c_out, conv=geometry,
+                                     steps=steps, batch=2, density=density, kind=kind,
+                                     soft_reset=soft, surrogate=surrogates[k % 3],
+                                     analog=k % 7 == 3, momentum=k % 2 == 1, fused=k % 3 != 2))
+    images, results, info = run_cocotb_jobs(
+        CORE, "verilator", [c.memory for c in cases], [Job(k, c.pcs[0]) for k, c in enumerate(cases)],
+        label="conv-matrix", latency=4, jitter=4, backpressure=0.3)
+    for case, image, res in zip(cases, images, results):
+        gold, statuses = case.golden(PARAMS)
+        check(case, image, res, (gold, statuses[0]))
+    print(f"[trident] verilator conv matrix: {len(cases)} programs, "
+          f"{sum(r.cycles for r in results)} cycles, sim {info['sim_s']:.1f} s")
