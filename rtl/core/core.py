@@ -96,7 +96,8 @@ def _ceil_div(value, log2):
 
 
 class TridentCore(wiring.Component):
-    """One Trident core: FC layers and the readout (FP, BP, BPN, WG, BPWG, UPDATE descriptors).
+    """One Trident core: FC layers, the readout and, built with ``conv``, conv layers with max
+    pooling (FP, BP, BPN, WG, BPWG, UPDATE descriptors).
 
     Parameters
     ----------
