@@ -420,8 +420,9 @@ class TridentCore(wiring.Component):
                                             max_neurons=self.state_depth, step_bits=8))
         bpipe = sub("bwd_pipe", BackwardPipe(nu, max_neurons=self.state_depth, step_bits=8))
         fp_load = sub("fp_load", FPWeightLoader(fp.write_layout, lanes=L, count_bits=cb))
+        max_kk = CONV_KERNEL ** 2 if self.conv else 1      # K² of the largest conv kernel
         bp_load = sub("bp_load", BPWeightLoader(fp.write_layout, lanes=L, count_bits=cb,
-                                                max_kk=CONV_KERNEL ** 2 if self.conv else 1))
+                                                max_kk=max_kk))
         split = sub("split", LaneSplit(fp.out_layout, lanes=L, count_bits=cb))
         gather = sub("gather", LaneGather(L, count_bits=cb))
         scatter = sub("scatter", GradScatter(wg.out_layout, lanes=L, count_bits=cb))
@@ -523,7 +524,6 @@ class TridentCore(wiring.Component):
         n_groups = Signal(cb)             # groups of L of the FP/BP engine's tile, or WG's
         wg_groups = Signal(cb)            # groups of L outputs of the WG tile
         last_lanes = Signal(range(L + 1))
-        max_kk = CONV_KERNEL ** 2 if self.conv else 1
         last_words = Signal(range(half * max_kk + 1))
         group_words = Signal(range(half * max_kk + 1))   # BP: words of a weight group's columns
         bp_out_groups = Signal(cb)        # BP: lane words of a δS row
