@@ -614,7 +614,8 @@ class TridentCore(wiring.Component):
                      # words of the last, partial group
                      group_words.eq(Mux(is_conv, d.kk, 1) << (log_l - 1)),
                      last_words.eq(a["words"] - (el["bp_span"] << (log_l - 1))),
-                     bp_out_groups.eq(Mux(is_conv, _ceil_div(el["x_cnt"], log_l), groups))]
+                     # (FC: el["x_cnt"] is in_cnt, these are the tile's input groups)
+                     bp_out_groups.eq(_ceil_div(el["x_cnt"], log_l))]
         m.d.sync += [fp_load.n_in.eq(el["row_w"]), fp_load.row_words.eq(a["words"]),
                      fp_load.n_groups.eq(n_groups), fp_load.last_lanes.eq(last_lanes),
                      bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
