@@ -70,6 +70,9 @@ def _add_train_parser(subparsers) -> None:
                      help="--device golden-soc/sim: cores the program is split across (bit-identical results)")
     opt.add_argument("--simulator", default=d.simulator, choices=("verilator", "icarus"),
                      help="--device sim: which simulator runs the RTL")
+    opt.add_argument("--dram", default=d.dram, choices=("bram", "axi"),
+                     help="--device sim: the SoC's DRAM: block RAM inside, or its AXI4 port in bursts "
+                          "with cocotbext-axi's AxiRam behind it (same results, other cycle counts)")
     opt.add_argument("--threads", type=int, default=d.threads,
                      help="torch intra-op threads (default: torch's choice); 1 is often fastest on a "
                           "busy machine")

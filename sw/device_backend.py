@@ -20,7 +20,7 @@ Members
 DeviceBackend
     The backend (``train_step``, ``predict``, ``state_dict``/``load_state_dict``, ``weights``,
     ``device_report``).
-open_device(kind, dram_words, cores=1, simulator=None, core_kwargs=None) -> Device
+open_device(kind, dram_words, cores=1, simulator=None, core_kwargs=None, dram="bram") -> Device
     A :class:`~trident.sw.driver.Device` on the ``golden`` or ``sim`` transport.
 training_core(**overrides) -> (dict, CoreParams)
     The core the runtime trains on.
@@ -36,7 +36,8 @@ from trident.golden.hw.forward import dedup_steps
 from trident.golden.hw.network import HwExactNetwork, host_loss_grad
 from trident.golden.training import device_tensor_names
 
-__all__ = ["DeviceBackend", "open_device", "training_core", "core_kwargs_for", "DEVICE_KINDS"]
+__all__ = ["DeviceBackend", "open_device", "training_core", "core_kwargs_for", "DEVICE_KINDS",
+           "AXI_DMA_RUN"]
 
 DEVICE_KINDS = ("golden-soc", "sim")
 
@@ -59,14 +60,20 @@ def training_core(**overrides) -> tuple[dict, D.CoreParams]:
     return dict(overrides), core_params(**overrides)
 
 
+#: ``TridentCore(dma_run=…)`` on an AXI DRAM port: a read channel keeps its turn for as many
+#: words as it may have in flight (the DMA's depth), so its runs reach the port as bursts.
+AXI_DMA_RUN = 8
+
+
 def open_device(kind: str, dram_words: int, cores: int = 1, simulator: str | None = None,
-                core_kwargs: dict | None = None):
+                core_kwargs: dict | None = None, dram: str = "bram"):
     """Open a device with ``cores`` cores of ``TridentCore(**core_kwargs)`` and ``dram_words``
     words of DRAM.
 
     ``kind``: ``"golden-soc"`` (the driver's device model: the SoC's registers and memory,
     the golden kernels with that core's limits) or ``"sim"`` (the SoC RTL on ``simulator``:
-    ``verilator`` by default).
+    ``verilator`` by default; ``dram="axi"``: the SoC's AXI4 port in bursts, cocotbext-axi's
+    ``AxiRam`` behind it, cores with ``dma_run = AXI_DMA_RUN``).
     """
     from trident.rtl.soc.regmap import SoCParams
     from trident.sw.driver import Device, GoldenTransport, golden_executor
@@ -79,8 +86,11 @@ def open_device(kind: str, dram_words: int, cores: int = 1, simulator: str | Non
         from trident.rtl.core.core import TridentCore
         from trident.rtl.soc.soc import SoC
         from trident.sw.driver.sim import SimTransport
-        soc = {"core": TridentCore, "core_params": dict(kwargs, dram_words=dram_words), "cores": cores,
-               "dram_words": dram_words}
+        core = dict(kwargs, dram_words=dram_words)
+        if dram == "axi":
+            core["dma_run"] = AXI_DMA_RUN
+        soc = {"core": TridentCore, "core_params": core, "cores": cores, "dram_words": dram_words,
+               "dram": dram}
         return Device(SimTransport(SoC, soc, simulator=simulator or "verilator"))
     raise ValueError(f"unknown device kind {kind!r}; valid: {', '.join(DEVICE_KINDS)}")
 
@@ -139,7 +149,8 @@ class DeviceBackend:
 
     def reset_figures(self) -> None:
         """Start the figures of :meth:`device_report` (steps, cycles, traffic) from zero."""
-        self.totals = {"steps": 0, "cycles": 0, "core_cycles": 0, "dram_bytes_read": 0, "dram_bytes_written": 0}
+        self.totals = {"steps": 0, "cycles": 0, "core_cycles": 0, "dram_bytes_read": 0, "dram_bytes_written": 0,
+                       "axi_transactions": 0}
         self.engine_busy: dict[str, int] = {}
 
     # -- transfers -----------------------------------------------------------------------
@@ -232,6 +243,7 @@ class DeviceBackend:
 
             def before_update():
                 return self._adjust_gradients(adjust_gradients)
+        transactions = self._axi_transactions()
         n = self._load_input(x_seq)
         self._run_pass(p.forward_phases)
         logits16 = self._read(p.logits)[:n]
@@ -241,8 +253,14 @@ class DeviceBackend:
         self._write(p.grad_logits, g16)
         if self._run_pass(p.backward_phases, p.update_phase, before_update=before_update):
             self.overflow_steps += 1            # the guarded UPDATE skipped the step
+        self.totals["axi_transactions"] += (self._axi_transactions() - transactions) % (1 << 32)
         self.totals["steps"] += 1
         return loss, logits16.float()
+
+    def _axi_transactions(self) -> int:
+        """The SoC's AXI transactions so far (AR + AW, modulo 2^32; 0 with block-RAM DRAM)."""
+        return (self.device.read_csr("dram.read_bursts")["count"]
+                + self.device.read_csr("dram.write_bursts")["count"])
 
     def predict(self, x_seq):
         out = []
@@ -276,7 +294,8 @@ class DeviceBackend:
         return dict(zip(self.names, current)) | self.fixed
 
     def device_report(self) -> dict:
-        """Device figures for the training report: cycles, engine utilisation, DRAM bytes per step."""
+        """Device figures for the training report: cycles, engine utilisation, DRAM bytes and
+        AXI transactions (0 with block-RAM DRAM) per step."""
         steps = max(self.totals["steps"], 1)
         cycles = self.totals["cycles"]
         return {
@@ -291,6 +310,7 @@ class DeviceBackend:
             "dram_bytes_per_step": (self.totals["dram_bytes_read"] + self.totals["dram_bytes_written"]) / steps,
             "dram_bytes_read": self.totals["dram_bytes_read"],
             "dram_bytes_written": self.totals["dram_bytes_written"],
+            "axi_transactions_per_step": self.totals["axi_transactions"] / steps,
             "overflow_steps": self.overflow_steps,
             "descriptors": {"forward": len(self.program.forward), "backward": len(self.program.backward)},
         }

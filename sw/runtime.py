@@ -82,6 +82,7 @@ class TrainConfig:
     device: str = "golden"
     simulator: str = "verilator"
     cores: int = 1
+    dram: str = "bram"
     data_root: str | None = None
     train_limit: int | None = None
     threads: int | None = None
@@ -103,6 +104,10 @@ class TrainConfig:
             raise ValueError(f"--cores {self.cores}: cores are a device's (--device golden-soc or sim), at least 1")
         if self.simulator not in ("verilator", "icarus"):
             raise ValueError(f"unknown simulator {self.simulator!r}; valid choices: verilator, icarus")
+        if self.dram not in ("bram", "axi"):
+            raise ValueError(f"unknown DRAM {self.dram!r}; valid choices: bram, axi")
+        if self.dram != "bram" and self.device != "sim":
+            raise ValueError(f"--dram {self.dram} is the simulated SoC's DRAM port: use it with --device sim")
         if self.reset not in ("hard", "soft"):
             raise ValueError(f"unknown reset {self.reset!r}; valid choices: hard, soft")
         for name in ("T", "epochs", "batch_size"):
@@ -125,7 +130,7 @@ class TrainConfig:
     def outcome_fields(self) -> dict:
         """The settings that decide the result (a resumed run must agree on all of them)."""
         ignored = {"checkpoint", "checkpoint_every", "resume", "report", "plot", "epochs", "threads", "simulator",
-                   "cores"}
+                   "cores", "dram"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ignored}
 
 
@@ -142,7 +147,8 @@ def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool
     from .device_backend import DeviceBackend, core_kwargs_for, open_device
     return DeviceBackend(model, lambda words: open_device(config.device, words, cores=config.cores,
                                                           simulator=config.simulator,
-                                                          core_kwargs=core_kwargs_for(model)),
+                                                          core_kwargs=core_kwargs_for(model),
+                                                          dram=config.dram),
                          lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale,
                          batch_size=config.batch_size, steps=config.T, direct_input=direct_input,
                          cores=config.cores)

@@ -132,6 +132,10 @@ class TridentCore(wiring.Component):
         FIFO on each branch).
     counter_width : int
         Width of the performance counters.
+    dma_run : int
+        Read words one DMA read channel issues in a row before the next channel's turn
+        (1: word-by-word round robin; more keeps each tensor's consecutive words together
+        for a DRAM port that forms bursts, :mod:`trident.rtl.soc.axi`).  Timing only.
 
     Members
     -------
@@ -145,7 +149,7 @@ class TridentCore(wiring.Component):
 
     def __init__(self, *, lanes=4, weight_depth=1024, state_depth=256, max_inputs=1024,
                  max_steps=255, max_batch=256, mac=True, conv=False, addr_width=24,
-                 dram_words=None, wg_groups=32, fork_depth=32, counter_width=32):
+                 dram_words=None, wg_groups=32, fork_depth=32, counter_width=32, dma_run=1):
         if lanes < 2 or lanes & (lanes - 1):
             raise ValueError("lanes must be a power of two ≥ 2")
         self.lanes = lanes
@@ -166,6 +170,7 @@ class TridentCore(wiring.Component):
         self.acc_depth = _acc_words(max_inputs)
         self.fork_depth = fork_depth
         self.counter_width = counter_width
+        self.dma_run = dma_run
         self.count_bits = 24
         super().__init__({
             "mem": Out(MemoryPortSignature(addr_width)),
@@ -409,7 +414,8 @@ class TridentCore(wiring.Component):
             m.submodules[name] = ResetInserter(abort)(unit)
             return unit
 
-        dma = sub("dma", DMA(aw, count_bits=cb, read_channels=3, write_channels=2))
+        dma = sub("dma", DMA(aw, count_bits=cb, read_channels=3, write_channels=2,
+                             run=self.dma_run))
         fp = sub("fp", FPEngine(L, lane_unit="fma", max_inputs=self.max_inputs,
                                 weight_depth=self.weight_depth, max_steps=max_rows))
         wg = sub("wg", WGEngine(L, mac_support=self.mac, max_inputs=self.acc_depth,

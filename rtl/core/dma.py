@@ -7,7 +7,9 @@ covers every access pattern of the core: rows of a batch in sample-major order, 
 reversed rows, the gathers and scatters between row-major weights and the engines'
 lane-interleaved words (docs/core.md §4).
 
-Reads are issued round-robin between the read channels and never block the response path:
+Reads are issued round-robin between the read channels (a channel keeps its turn for up to
+``run`` words in a row, so a burst-forming DRAM port sees each tensor's consecutive words
+together) and never block the response path:
 a channel issues only while its own response FIFO has room for everything it has in flight,
 and a tag FIFO remembers which channel each outstanding read belongs to, so the in-order
 responses are always taken and steered at once.  Writes go before reads (their producers
@@ -107,6 +109,9 @@ class DMA(wiring.Component):
         Number of channels.
     depth : int
         Response FIFO depth per read channel (its maximum outstanding reads).
+    run : int
+        Read words a channel may issue in a row before the next channel's turn (1: plain
+        round robin).
 
     Members
     -------
@@ -133,8 +138,11 @@ class DMA(wiring.Component):
     """
 
     def __init__(self, addr_width=24, *, count_bits=16, read_channels=3, write_channels=2,
-                 depth=8):
+                 depth=8, run=1):
+        if run < 1:
+            raise ValueError(f"run must be at least 1, not {run}")
         self.addr_width = addr_width
+        self.run = run
         self.count_bits = count_bits
         self.n_rd = read_channels
         self.n_wr = write_channels
@@ -200,6 +208,7 @@ class DMA(wiring.Component):
         tags = fifo.SyncFIFO(width=tag_bits, depth=self.n_rd * self.depth)
         m.submodules.tags = tags
         rr = Signal(range(self.n_rd))                   # channel with priority this cycle
+        streak = Signal(range(self.run + 1))            # words channel `rr` issued in a row
         cand = Signal(self.n_rd)
         fifos, gens = [], []
         for k in range(self.n_rd):
@@ -244,7 +253,11 @@ class DMA(wiring.Component):
                     m.d.comb += [issue.eq(req.ready), gen.addr.ready.eq(req.ready),
                                  tags.w_en.eq(req.ready), tags.w_data.eq(k)]
                     with m.If(req.ready):
-                        m.d.sync += rr.eq(Mux(k == self.n_rd - 1, 0, k + 1))
+                        issued = Mux(rr == k, streak + 1, 1)
+                        with m.If(issued < self.run):
+                            m.d.sync += [rr.eq(k), streak.eq(issued)]
+                        with m.Else():
+                            m.d.sync += [rr.eq(Mux(k == self.n_rd - 1, 0, k + 1)), streak.eq(0)]
         read_req = Signal()
         for k, (gen, _) in enumerate(gens):
             with m.If(found & (pick == k) & ~wr_issue & (gen.addr.payload < self.limit)):

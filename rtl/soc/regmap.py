@@ -26,7 +26,7 @@ __all__ = ["MAGIC", "VERSION", "HOST_DRAM_BASE", "CORE_BASE", "CORE_STRIDE", "MA
 MAGIC = 0x54524944
 #: ``global.version``: (major, minor) of the register map.  1.1 added the program queue
 #: (the ``queue`` block and ``core[i].enqueue``) without moving any 1.0 register.
-VERSION = (1, 1)
+VERSION = (1, 2)
 #: Byte address of DRAM word 0 in the host address space.
 HOST_DRAM_BASE = 0x8000_0000
 #: Byte address of core 0's block, and the bytes between cores.
@@ -129,8 +129,14 @@ def build_regmap(params: SoCParams = SoCParams()) -> MemoryMap:
         _counter("bytes_read", "DRAM bytes read (all initiators, host included)"),
         _counter("bytes_written", "DRAM bytes written (all initiators, host included)"),
         Register("status", [Field("error", 1, Access.R, "sticky: an AXI response was SLVERR "
-                                  "or DECERR (always 0 with block-RAM DRAM)")],
+                                  "or DECERR (always 0 with block-RAM DRAM)"),
+                            Field("busy", 1, Access.R, "AXI: accepted writes not yet "
+                                  "acknowledged, or reads in flight; wait for 0 before "
+                                  "reaching the memory another way (always 0 with block-RAM "
+                                  "DRAM)")],
                  "DRAM port health"),
+        _counter("read_bursts", "AXI read transactions (AR) issued (0 with block-RAM DRAM)"),
+        _counter("write_bursts", "AXI write transactions (AW) issued (0 with block-RAM DRAM)"),
     ], "traffic at the DRAM port")
     level_bits = params.queue_depth.bit_length()
     queue = Block("queue", [

@@ -82,6 +82,9 @@ class SoC(wiring.Component):
         Longest UART write burst (words buffered before the checksum is checked).
     max_outstanding : int
         DRAM reads in flight.
+    max_burst : int
+        With ``dram="axi"``: the longest AXI burst in beats; the interconnect keeps a core's
+        run of consecutive words together up to this length (:mod:`trident.rtl.soc.axi`).
     queue_depth : int
         Entries of the program queue (:mod:`trident.rtl.soc.queue`).
 
@@ -101,7 +104,8 @@ class SoC(wiring.Component):
     BACKDOOR_MEMORY = "dram.dram"
 
     def __init__(self, core, core_params=None, cores=1, dram="bram", dram_words=1 << 14,
-                 uart_divisor=None, uart_max_words=64, max_outstanding=8, queue_depth=32):
+                 uart_divisor=None, uart_max_words=64, max_outstanding=32, max_burst=16,
+                 queue_depth=32):
         if dram not in DRAM_KINDS:
             raise ValueError(f"dram={dram!r}: choose one of {DRAM_KINDS}")
         self.core_params = dict(core_params or {})
@@ -119,6 +123,7 @@ class SoC(wiring.Component):
         self.uart_divisor = uart_divisor
         self.uart_max_words = uart_max_words
         self.max_outstanding = max_outstanding
+        self.max_burst = max_burst
         members = {"host": In(MemoryPortSignature(HOST_ADDR_WIDTH)), "irq": Out(1)}
         if dram == "axi":
             members["axi"] = Out(AXI4Signature(self.addr_width + 2))
@@ -150,18 +155,22 @@ class SoC(wiring.Component):
             m.d.comb += [uart.rx.eq(self.uart_rx), self.uart_tx.eq(uart.tx)]
 
         # DRAM side: cores 0…n-1, then the host.
-        m.submodules.xbar = xbar = Interconnect(n + 1, self.addr_width, self.max_outstanding)
+        # Block RAM serves any word in one cycle, so only AXI gains from keeping runs whole.
+        axi = self.dram_kind == "axi"
+        m.submodules.xbar = xbar = Interconnect(n + 1, self.addr_width, self.max_outstanding,
+                                                max_burst=self.max_burst if axi else 1)
         wiring.connect(m, bridge.dram, xbar.initiators[n])
-        if self.dram_kind == "bram":
-            m.submodules.dram = dram = BlockRAM(self.params.dram_words, self.addr_width)
-            wiring.connect(m, xbar.target, dram.bus)
-        else:
-            m.submodules.dram = dram = AXI4Master(self.addr_width, self.max_outstanding)
+        clearing = command("global.control.clear_counters")
+        if axi:
+            m.submodules.dram = dram = AXI4Master(self.addr_width, self.max_burst,
+                                                  self.max_outstanding)
             wiring.connect(m, xbar.target, dram.bus)
             wiring.connect(m, dram.axi, wiring.flipped(self.axi))
-            m.d.comb += field("dram.status.error").r_data.eq(dram.error)
-
-        clearing = command("global.control.clear_counters")
+            m.d.comb += [field("dram.status.error").r_data.eq(dram.error),
+                         field("dram.status.busy").r_data.eq(dram.busy)]
+        else:
+            m.submodules.dram = dram = BlockRAM(self.params.dram_words, self.addr_width)
+            wiring.connect(m, xbar.target, dram.bus)
 
         def run_counter(port, increment, clear):
             value = port.r_data
@@ -178,6 +187,9 @@ class SoC(wiring.Component):
         dram_accept = dram_req.valid & dram_req.ready
         counter(field("dram.bytes_read.count"), (dram_accept & ~dram_req.payload.write) << 2)
         counter(field("dram.bytes_written.count"), (dram_accept & dram_req.payload.write) << 2)
+        if axi:
+            counter(field("dram.read_bursts.count"), dram.read_burst)
+            counter(field("dram.write_bursts.count"), dram.write_burst)
 
         # The program queue: entries from core[i].enqueue and queue.control.barrier (the CSR
         # bus writes one register per cycle, so at most one of them pushes).

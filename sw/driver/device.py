@@ -291,9 +291,12 @@ class Device:
         return {name: int(word) for name, word in zip(names, words)}
 
     def dram_traffic(self):
-        """DRAM bytes read and written at the DRAM port since reset or the last clear."""
+        """DRAM bytes read and written at the DRAM port, and the AXI transactions that
+        carried them (0 with block-RAM DRAM), since reset or the last clear."""
         return {"bytes_read": self.read_csr("dram.bytes_read")["count"],
                 "bytes_written": self.read_csr("dram.bytes_written")["count"],
+                "read_bursts": self.read_csr("dram.read_bursts")["count"],
+                "write_bursts": self.read_csr("dram.write_bursts")["count"],
                 "cycles": self.read_csr("global.cycles")["count"]}
 
     def clear_counters(self):

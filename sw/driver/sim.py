@@ -47,6 +47,21 @@ def icarus_compatible(vmod):
                          cls=vmod.cls, params=vmod.params)
 
 
+def _axi_setting(soc_cls, soc_params, stall):
+    """``TRIDENT_SIM_AXI`` for the server (empty without AXI DRAM)."""
+    if soc_params.get("dram", "bram") != "axi":
+        return ""
+    import inspect
+
+    from trident.rtl.soc.regmap import build_regmap
+
+    words = soc_params.get("dram_words",
+                           inspect.signature(soc_cls).parameters["dram_words"].default)
+    status = build_regmap().locate("dram.status")
+    _, busy_bit = status.register.field("busy")
+    return f"{words},{status.address},{busy_bit},{stall}"
+
+
 class SimulatorError(RuntimeError):
     """The simulator failed to start, died, or refused a request."""
 
@@ -57,9 +72,13 @@ class SimTransport(Transport):
     Parameters
     ----------
     soc_cls : type
-        :class:`~trident.rtl.soc.soc.SoC` or a subclass (with ``dram="bram"``).
+        :class:`~trident.rtl.soc.soc.SoC` or a subclass.
     soc_params : dict
-        Its constructor arguments (``dram`` and ``uart_divisor`` as :class:`SoC` names them).
+        Its constructor arguments (``dram``, ``dram_words`` and ``uart_divisor`` as
+        :class:`SoC` names them).  With ``dram="axi"`` the DRAM is cocotbext-axi's
+        ``AxiRam`` on the SoC's AXI port.
+    axi_stall : float
+        With ``dram="axi"``: the probability that the AXI memory pauses a channel in a cycle.
     simulator : str
         ``"icarus"`` or ``"verilator"``.
     start_timeout : float
@@ -73,7 +92,8 @@ class SimTransport(Transport):
 
     kind = "sim"
 
-    def __init__(self, soc_cls, soc_params, simulator="icarus", start_timeout=600.0):
+    def __init__(self, soc_cls, soc_params, simulator="icarus", start_timeout=600.0,
+                 axi_stall=0.0):
         from trident.verify.verilog import generate_verilog
 
         self.simulator = simulator
@@ -93,7 +113,8 @@ class SimTransport(Transport):
             memory = soc_cls.BACKDOOR_MEMORY if soc_params.get("dram", "bram") == "bram" else ""
             env = {"TRIDENT_SIM_SOCKET": path,
                    "TRIDENT_SIM_MEMORY": memory,
-                   "TRIDENT_SIM_DIVISOR": str(soc_params.get("uart_divisor") or 0)}
+                   "TRIDENT_SIM_DIVISOR": str(soc_params.get("uart_divisor") or 0),
+                   "TRIDENT_SIM_AXI": _axi_setting(soc_cls, soc_params, axi_stall)}
             self._thread = threading.Thread(target=self._simulate, args=(vmod, env, memory),
                                             daemon=True)
             self._thread.start()

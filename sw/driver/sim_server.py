@@ -11,6 +11,10 @@ Environment
 TRIDENT_SIM_SOCKET   the Unix socket the host listens on
 TRIDENT_SIM_MEMORY   hierarchical name of the DRAM array (``SoC.BACKDOOR_MEMORY``)
 TRIDENT_SIM_DIVISOR  clock cycles per UART bit (0: the SoC has no UART)
+TRIDENT_SIM_AXI      with ``dram="axi"``: ``words,status_address,busy_bit,stall``: the DRAM
+                     is a cocotbext-axi ``AxiRam`` of ``words`` on the ``axi__*`` port (its
+                     channels stalled at random with probability ``stall``), reached by
+                     backdoor once the SoC's ``dram.status.busy`` bit reads 0
 """
 
 import os
@@ -47,6 +51,19 @@ class Server:
         name = os.environ.get("TRIDENT_SIM_MEMORY", "")
         self.memory = self._find(name) if name else None
         self.uart_rx_bytes = bytearray()
+        self.axi_ram = None
+        if os.environ.get("TRIDENT_SIM_AXI"):
+            words, self.busy_address, self.busy_bit, stall = os.environ["TRIDENT_SIM_AXI"].split(",")
+            self.busy_address, self.busy_bit = int(self.busy_address), int(self.busy_bit)
+            self.axi_ram = _axi_ram(dut, 4 * int(words), float(stall))
+
+    async def axi_quiet(self, max_cycles=100_000):
+        """Wait until the SoC's AXI port has no write unacknowledged and no read in flight,
+        so the backdoor sees what the SoC has written."""
+        for _ in range(max_cycles):
+            if not (await self.host(self.busy_address, 0)) >> self.busy_bit & 1:
+                return
+        raise RuntimeError(f"the AXI DRAM port stayed busy for {max_cycles} register reads")
 
     def _find(self, name):
         # Icarus knows the escaped identifier by its plain name, Verilator keeps the escape.
@@ -141,6 +158,13 @@ class Server:
             for i, w in enumerate(struct.unpack(f"<{b}I", payload)):
                 await self.host(a + 4 * i, 1, w)
             return b""
+        if op == Op.MEM_LOAD and self.axi_ram is not None:
+            await self.axi_quiet()
+            self.axi_ram.write(4 * a, payload)
+            return b""
+        if op == Op.MEM_DUMP and self.axi_ram is not None:
+            await self.axi_quiet()
+            return self.axi_ram.read(4 * a, 4 * b)
         if op == Op.MEM_LOAD:
             mem = self.require_memory()
             for i, w in enumerate(struct.unpack(f"<{b}I", payload)):
@@ -157,6 +181,23 @@ class Server:
         if op == Op.UART_RECV:
             return await self.uart_recv(a, b)
         raise ValueError(f"unknown simulator-link operation {op}")
+
+
+def _axi_ram(dut, size, stall):
+    """cocotbext-axi's AxiRam on the SoC's ``axi__*`` port, its channels paused at random
+    with probability ``stall`` (a fixed pattern per channel)."""
+    import itertools
+    import random
+
+    from cocotbext.axi import AxiBus, AxiRam
+
+    ram = AxiRam(AxiBus.from_prefix(dut, "axi_"), dut.clk, dut.rst, size=size)
+    if stall:
+        rng = random.Random(size)
+        for channel in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
+                        ram.read_if.ar_channel, ram.read_if.r_channel):
+            channel.set_pause_generator(itertools.cycle([rng.random() < stall for _ in range(97)]))
+    return ram
 
 
 @cocotb.test()

@@ -134,3 +134,18 @@ def test_sim_trains_a_cnn_to_the_golden_models_weights(tmp_path):
     assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
     figures = reports[1]["device_figures"]
     assert figures["transport"] == "sim" and figures["device_cycles_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_sim_on_axi_dram_trains_to_the_golden_models_weights(tmp_path):
+    """`--device sim --dram axi`: the SoC's AXI port in bursts, cocotbext-axi's AxiRam behind
+    it; two steps end with the golden model's weights, and the report counts the AXI
+    transactions (fewer than the words moved: bursts)."""
+    from trident.verify.pytest_fixtures import require_simulator
+    require_simulator("verilator")
+    reports = [train(_config(tmp_path, device, epochs=1, train_limit=64,
+                             **({"dram": "axi"} if device == "sim" else {})), progress=False)
+               for device in ("golden", "sim")]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    figures = reports[1]["device_figures"]
+    assert 0 < figures["axi_transactions_per_step"] < figures["dram_bytes_per_step"] / 4 / 2

@@ -110,6 +110,8 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     ("surrogate", "relu", "unknown surrogate"),
     ("model", "fc0x", "cannot parse layer"),
     ("precision", "fp16-hw", "add --detach-reset"),
+    ("dram", "hbm", "unknown DRAM 'hbm'; valid choices: bram, axi"),
+    ("dram", "axi", "use it with --device sim"),
 ])
 def test_bad_settings_are_rejected(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):

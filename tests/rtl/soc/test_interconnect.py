@@ -11,18 +11,22 @@ from trident.rtl.soc.interconnect import Interconnect
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="at least one initiator"):
         Interconnect(0, 8)
+    with pytest.raises(ValueError, match="max_burst must be at least 1"):
+        Interconnect(2, 8, max_burst=0)
 
 
-@pytest.mark.parametrize("n", [1, 3])
-def test_random_traffic_routes_responses_in_order(n, rng):
-    dut = Interconnect(n, 8, max_outstanding=4)
+@pytest.mark.parametrize("n,max_burst", [(1, 1), (3, 1), (3, 4)])
+def test_random_traffic_routes_responses_in_order(n, max_burst, rng):
+    dut = Interconnect(n, 8, max_outstanding=4, max_burst=max_burst)
     per = 40
     # Disjoint address ranges, so every read's value is fixed by its own initiator's order.
     plans = []
     for i in range(n):
         plan, shadow = [], {}
-        for _ in range(per):
-            addr = int(32 * i + rng.integers(0, 32))
+        for k in range(per):
+            # runs of consecutive addresses, which a max_burst arbiter keeps together
+            step = 1 if k and rng.random() < 0.6 else int(rng.integers(0, 32))
+            addr = 32 * i + (plan[-1][0] + step if k else step) % 32
             if rng.random() < 0.5:
                 value = int(rng.integers(0, 1 << 32))
                 shadow[addr] = value
@@ -115,3 +119,30 @@ def test_grants_rotate():
     sim.add_testbench(bench)
     sim.run()
     assert grants == [0, 1, 2, 3] * 3
+
+
+def test_runs_keep_the_grant_up_to_max_burst():
+    n, max_burst = 3, 4
+    dut = Interconnect(n, 8, max_burst=max_burst)
+    grants = []
+
+    async def bench(ctx):
+        # initiators 0 and 1 stream consecutive writes; 2 repeats one address (no run)
+        addrs = [0, 100, 200]
+        for i in range(n):
+            ctx.set(dut.initiators[i].req.valid, 1)
+            ctx.set(dut.initiators[i].req.payload.write, 1)
+            ctx.set(dut.initiators[i].req.payload.addr, addrs[i])
+        ctx.set(dut.target.req.ready, 1)
+        for _ in range(18):
+            _, _, grant = await ctx.tick().sample(dut.grant)
+            grants.append(grant)
+            if grant < 2:
+                addrs[grant] += 1
+                ctx.set(dut.initiators[grant].req.payload.addr, addrs[grant])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert grants == ([0] * 4 + [1] * 4 + [2]) * 2
