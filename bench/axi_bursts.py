@@ -1,15 +1,15 @@
 """AXI transactions of one training step: the SoC's DRAM port in single beats against bursts.
 
 Each configuration is the real SoC RTL (``TridentCore`` × N, ``dram="axi"``) on Verilator
-with cocotbext-axi's ``AxiRam`` on the AXI port (optionally pausing its channels at
-random), driven by the runtime's device backend through the program queue.  The same step
+with cocotbext-axi's ``AxiRam`` on the AXI port, which takes an address on one cycle in
+``k`` only (a memory controller's cost per transaction) and may pause its channels at
+random, driven by the runtime's device backend through the program queue.  The same step
 runs from the same weights with ``max_burst = 1`` (one AXI transaction per word), with
 bursts, and with bursts and the cores' DMA keeping a tensor's words together
-(``TridentCore(dma_run=…)``); the SoC's ``dram.read_bursts``/``dram.write_bursts`` count the AR and AW
-transactions and ``dram.bytes_*`` the beats.  On a memory controller every transaction
-costs address-channel and DRAM-command overhead, so transactions per step, not only bytes,
-are what the bursts cut.  Writes ``bench/reports/axi_bursts.{md,json}``.
-Run: ``python bench/axi_bursts.py`` (one Verilator build per configuration).
+(``TridentCore(dma_run=…)``).  The SoC's ``dram.read_bursts``/``dram.write_bursts`` count
+the AR and AW transactions and ``dram.bytes_*`` the beats.  Writes
+``bench/reports/axi_bursts.{md,json}``.  Run: ``python bench/axi_bursts.py`` (one Verilator
+build per SoC configuration).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from trident.sw.device_backend import DeviceBackend, core_kwargs_for, training_c
 from _common import digits_step, sim_step_arguments, write_report
 
 
-def one_step(cores, max_burst, dma_run, stall, model_name, steps, batch, simulator):
+def one_step(cores, max_burst, dma_run, stall, command_cycles, model_name, steps, batch, simulator):
     from trident.rtl.core.core import TridentCore
     from trident.rtl.soc.soc import SoC
     from trident.sw.driver import Device
@@ -48,7 +48,8 @@ def one_step(cores, max_burst, dma_run, stall, model_name, steps, batch, simulat
         soc = {"core": TridentCore, "core_params": dict(kwargs, dram_words=words, dma_run=dma_run),
                "cores": cores,
                "dram_words": words, "dram": "axi", "max_burst": max_burst}
-        return Device(SimTransport(SoC, soc, simulator=simulator, axi_stall=stall))
+        return Device(SimTransport(SoC, soc, simulator=simulator, axi_stall=stall,
+                                   axi_command_cycles=command_cycles))
 
     backend = DeviceBackend(model, device, lr=0.5, momentum=0.9, loss_scale=1024.0,
                             batch_size=batch, steps=steps, direct_input=True, cores=cores)
@@ -65,6 +66,7 @@ def one_step(cores, max_burst, dma_run, stall, model_name, steps, batch, simulat
     beats = (traffic["bytes_read"] + traffic["bytes_written"]) // 4
     bursts = traffic["read_bursts"] + traffic["write_bursts"]
     return {"cores": cores, "max_burst": max_burst, "dma_run": dma_run, "stall": stall,
+            "command_cycles": command_cycles,
             "device_cycles": figures["device_cycles"],
             "read_beats": traffic["bytes_read"] // 4, "write_beats": traffic["bytes_written"] // 4,
             "read_bursts": traffic["read_bursts"], "write_bursts": traffic["write_bursts"],
@@ -79,45 +81,50 @@ def main(argv=None):
                         help="max_burst:dma_run pairs; the first is the baseline")
     parser.add_argument("--stall", type=float, default=0.0,
                         help="probability that the AXI memory pauses a channel in a cycle")
+    parser.add_argument("--command-cycles", type=int, nargs="+", default=[1, 4],
+                        help="the AXI memory takes an address on one cycle in this many (its "
+                             "cost per transaction); one run per value")
     parser.add_argument("--model", default="mlp-small")
     sim_step_arguments(parser, "axi_bursts")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = []
     configs = [tuple(int(v) for v in c.split(":")) for c in args.configs]
+    rows = []
     for cores in args.cores:
-        for max_burst, dma_run in configs:
-            rows.append(one_step(cores, max_burst, dma_run, args.stall, args.model, args.steps,
-                                 args.batch, args.simulator))
-            r = rows[-1]
-            print(f"N = {cores}, max_burst {max_burst}, dma_run {dma_run}: "
-                  f"{r['device_cycles']:,} cycles, "
-                  f"AR {r['read_bursts']:,} AW {r['write_bursts']:,}, "
-                  f"{r['beats_per_burst']:.2f} beats/burst, weights equal golden: "
-                  f"{r['weights_equal_golden']}", flush=True)
+        for command_cycles in args.command_cycles:
+            for max_burst, dma_run in configs:
+                rows.append(one_step(cores, max_burst, dma_run, args.stall, command_cycles,
+                                     args.model, args.steps, args.batch, args.simulator))
+                r = rows[-1]
+                print(f"N = {cores}, address every {command_cycles} cycles, max_burst {max_burst}, "
+                      f"dma_run {dma_run}: {r['device_cycles']:,} cycles, AR {r['read_bursts']:,} "
+                      f"AW {r['write_bursts']:,}, {r['beats_per_burst']:.2f} beats/transaction, "
+                      f"weights equal golden: {r['weights_equal_golden']}", flush=True)
     lines = ["# AXI transactions of one training step: single beats against bursts", "",
              f"digits, `{args.model}`, LIF, T = {args.steps}, batch {args.batch}, direct input, SGD "
-             f"momentum 0.9; the SoC RTL on {args.simulator} (TridentCore defaults, `dram=\"axi\"`) "
-             f"with cocotbext-axi's AxiRam, channels paused with probability {args.stall}; the step "
-             "through the program queue; counts from the SoC's `dram.*` registers.", "",
-             "| N | max_burst | dma_run | cycles | read beats | AR | write beats | AW "
-             "| beats per transaction | transactions vs first row | cycles vs first row "
-             "| weights = golden |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             f"momentum 0.9; the SoC RTL on {args.simulator} (TridentCore defaults but `dma_run`, "
+             "`dram=\"axi\"`) with cocotbext-axi's AxiRam, which takes an address (AR or AW) on "
+             "one cycle in k (a memory controller's cost per command; k = 1: none) and pauses "
+             f"every channel at random with probability {args.stall}; the step through the "
+             "program queue; counts from the SoC's `dram.*` registers; each block compared "
+             "with its first row.", "",
+             "| N | k | max_burst | dma_run | cycles | read beats | AR | write beats | AW "
+             "| beats per transaction | transactions | cycles | weights = golden |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     first = {}
     for r in rows:
-        base = first.setdefault(r["cores"], r)
+        base = first.setdefault((r["cores"], r["command_cycles"]), r)
         ratio = (r["read_bursts"] + r["write_bursts"]) / (base["read_bursts"] + base["write_bursts"])
-        lines.append(f"| {r['cores']} | {r['max_burst']} | {r['dma_run']} | {r['device_cycles']:,} | "
-                     f"{r['read_beats']:,} | {r['read_bursts']:,} | {r['write_beats']:,} | "
-                     f"{r['write_bursts']:,} | {r['beats_per_burst']:.2f} | {ratio:.3f}× | "
-                     f"{r['device_cycles'] / base['device_cycles']:.3f}× | "
+        lines.append(f"| {r['cores']} | {r['command_cycles']} | {r['max_burst']} | {r['dma_run']} | "
+                     f"{r['device_cycles']:,} | {r['read_beats']:,} | {r['read_bursts']:,} | "
+                     f"{r['write_beats']:,} | {r['write_bursts']:,} | {r['beats_per_burst']:.2f} | "
+                     f"{ratio:.3f}× | {r['device_cycles'] / base['device_cycles']:.3f}× | "
                      f"{'yes' if r['weights_equal_golden'] else 'NO'} |")
-    reproduce = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                         for k, v in (("cores", args.cores), ("configs", args.configs),
-                                      ("stall", args.stall), ("model", args.model))
-                         if v != parser.get_default(k))
-    lines += ["", f"Reproduce: `python bench/axi_bursts.py{' ' + reproduce if reproduce else ''}`.", ""]
+    options = (("cores", args.cores), ("configs", args.configs), ("stall", args.stall),
+               ("command_cycles", args.command_cycles), ("model", args.model))
+    reproduce = "".join(f" --{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                        for k, v in options if v != parser.get_default(k))
+    lines += ["", f"Reproduce: `python bench/axi_bursts.py{reproduce}`.", ""]
     write_report(args.out, {"config": vars(args) | {"out": str(args.out)}, "rows": rows},
                  "\n".join(lines))
 

@@ -47,7 +47,7 @@ def icarus_compatible(vmod):
                          cls=vmod.cls, params=vmod.params)
 
 
-def _axi_setting(soc_cls, soc_params, stall):
+def _axi_setting(soc_cls, soc_params, stall, command_cycles):
     """``TRIDENT_SIM_AXI`` for the server (empty without AXI DRAM)."""
     if soc_params.get("dram", "bram") != "axi":
         return ""
@@ -59,7 +59,7 @@ def _axi_setting(soc_cls, soc_params, stall):
                            inspect.signature(soc_cls).parameters["dram_words"].default)
     status = build_regmap().locate("dram.status")
     _, busy_bit = status.register.field("busy")
-    return f"{words},{status.address},{busy_bit},{stall}"
+    return f"{words},{status.address},{busy_bit},{stall},{command_cycles}"
 
 
 class SimulatorError(RuntimeError):
@@ -79,6 +79,9 @@ class SimTransport(Transport):
         ``AxiRam`` on the SoC's AXI port.
     axi_stall : float
         With ``dram="axi"``: the probability that the AXI memory pauses a channel in a cycle.
+    axi_command_cycles : int
+        With ``dram="axi"``: the memory takes an address (AR, and AW) on one cycle in this
+        many, as a memory controller spends cycles on every command (1: every cycle).
     simulator : str
         ``"icarus"`` or ``"verilator"``.
     start_timeout : float
@@ -93,7 +96,7 @@ class SimTransport(Transport):
     kind = "sim"
 
     def __init__(self, soc_cls, soc_params, simulator="icarus", start_timeout=600.0,
-                 axi_stall=0.0):
+                 axi_stall=0.0, axi_command_cycles=1):
         from trident.verify.verilog import generate_verilog
 
         self.simulator = simulator
@@ -114,7 +117,8 @@ class SimTransport(Transport):
             env = {"TRIDENT_SIM_SOCKET": path,
                    "TRIDENT_SIM_MEMORY": memory,
                    "TRIDENT_SIM_DIVISOR": str(soc_params.get("uart_divisor") or 0),
-                   "TRIDENT_SIM_AXI": _axi_setting(soc_cls, soc_params, axi_stall)}
+                   "TRIDENT_SIM_AXI": _axi_setting(soc_cls, soc_params, axi_stall,
+                                                   axi_command_cycles)}
             self._thread = threading.Thread(target=self._simulate, args=(vmod, env, memory),
                                             daemon=True)
             self._thread.start()

@@ -11,10 +11,11 @@ Environment
 TRIDENT_SIM_SOCKET   the Unix socket the host listens on
 TRIDENT_SIM_MEMORY   hierarchical name of the DRAM array (``SoC.BACKDOOR_MEMORY``)
 TRIDENT_SIM_DIVISOR  clock cycles per UART bit (0: the SoC has no UART)
-TRIDENT_SIM_AXI      with ``dram="axi"``: ``words,status_address,busy_bit,stall``: the DRAM
-                     is a cocotbext-axi ``AxiRam`` of ``words`` on the ``axi__*`` port (its
-                     channels stalled at random with probability ``stall``), reached by
-                     backdoor once the SoC's ``dram.status.busy`` bit reads 0
+TRIDENT_SIM_AXI      with ``dram="axi"``: ``words,status_address,busy_bit,stall,command_cycles``:
+                     the DRAM is a cocotbext-axi ``AxiRam`` of ``words`` on the ``axi__*``
+                     port (its channels stalled at random with probability ``stall``, AR and
+                     AW open on one cycle in ``command_cycles``), reached by backdoor once
+                     the SoC's ``dram.status.busy`` bit reads 0
 """
 
 import os
@@ -53,9 +54,9 @@ class Server:
         self.uart_rx_bytes = bytearray()
         self.axi_ram = None
         if os.environ.get("TRIDENT_SIM_AXI"):
-            words, self.busy_address, self.busy_bit, stall = os.environ["TRIDENT_SIM_AXI"].split(",")
-            self.busy_address, self.busy_bit = int(self.busy_address), int(self.busy_bit)
-            self.axi_ram = _axi_ram(dut, 4 * int(words), float(stall))
+            words, address, bit, stall, command = os.environ["TRIDENT_SIM_AXI"].split(",")
+            self.busy_address, self.busy_bit = int(address), int(bit)
+            self.axi_ram = _axi_ram(dut, 4 * int(words), float(stall), int(command))
 
     async def axi_quiet(self, max_cycles=100_000):
         """Wait until the SoC's AXI port has no write unacknowledged and no read in flight,
@@ -183,20 +184,24 @@ class Server:
         raise ValueError(f"unknown simulator-link operation {op}")
 
 
-def _axi_ram(dut, size, stall):
-    """cocotbext-axi's AxiRam on the SoC's ``axi__*`` port, its channels paused at random
-    with probability ``stall`` (a fixed pattern per channel)."""
+def _axi_ram(dut, size, stall, command_cycles):
+    """cocotbext-axi's AxiRam on the SoC's ``axi__*`` port.  Its channels pause at random with
+    probability ``stall`` (a fixed pattern per channel); AR and AW are open on one cycle in
+    ``command_cycles`` only (a memory controller's cost per command)."""
     import itertools
     import random
 
     from cocotbext.axi import AxiBus, AxiRam
 
     ram = AxiRam(AxiBus.from_prefix(dut, "axi_"), dut.clk, dut.rst, size=size)
-    if stall:
-        rng = random.Random(size)
-        for channel in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-                        ram.read_if.ar_channel, ram.read_if.r_channel):
-            channel.set_pause_generator(itertools.cycle([rng.random() < stall for _ in range(97)]))
+    rng = random.Random(size)
+    address = {ram.write_if.aw_channel, ram.read_if.ar_channel}
+    for channel in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
+                    ram.read_if.ar_channel, ram.read_if.r_channel):
+        period = command_cycles if channel in address else 1
+        pauses = [rng.random() < stall or i % period != 0 for i in range(97 * period)]
+        if any(pauses):
+            channel.set_pause_generator(itertools.cycle(pauses))
     return ram
 
 
