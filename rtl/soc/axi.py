@@ -189,8 +189,6 @@ class AXI4Master(wiring.Component):
         own_room = Mux(write, wdata.w_rdy, reads + rd.count < self.max_outstanding)
         free_room = Mux(write, wdata.w_rdy, reads + issued < self.max_outstanding)
         conflict = Mux(write, rd.holds(addr), wr.holds(addr))
-        extends = Signal()
-        opens = Signal()
         for g, mine, go in ((rd, ~write, ar_go), (wr, write, aw_go)):
             m.d.comb += [g.extends.eq(req.valid & mine & g.continues(addr, boundary_bits)
                                       & ~conflict & own_room),
@@ -219,8 +217,7 @@ class AXI4Master(wiring.Component):
                 m.d.sync += g.count.eq(g.count + 1)
             with m.Elif(g.active & stop):
                 m.d.sync += g.closed.eq(1)
-        m.d.comb += [extends.eq(rd.extends | wr.extends), opens.eq(rd.opens | wr.opens)]
-        m.d.comb += req.ready.eq(extends | opens)
+        m.d.comb += req.ready.eq(rd.extends | wr.extends | rd.opens | wr.opens)
         m.d.comb += [wdata.w_en.eq(req.valid & req.ready & write), wdata.w_data.eq(req.payload.data)]
 
         # ---- W: the FIFO's words, `wlast` on each burst's last beat

@@ -303,10 +303,14 @@ class Device:
         self.write_csr("global.control", clear_counters=1)
 
     def status_dump(self):
-        """The queue's and every core's status registers, one line each."""
+        """The queue's, the DRAM port's and every core's status registers, one line each."""
         q = self.read_csr("queue.status")
+        dram = self.read_csr("dram.status")
         lines = [f"status of {self.cores} core(s) on the {self.transport.kind} transport:",
-                 "  queue: " + " ".join(f"{k}={v}" for k, v in q.items())]
+                 "  queue: " + " ".join(f"{k}={v}" for k, v in q.items()),
+                 "  dram: " + " ".join(f"{k}={v}" for k, v in dram.items())
+                 + f" read_bursts={self.read_csr('dram.read_bursts')['count']}"
+                 + f" write_bursts={self.read_csr('dram.write_bursts')['count']}"]
         for k in range(self.cores):
             p = f"core[{k}]"
             s = self.read_csr(f"{p}.status")

@@ -143,6 +143,7 @@ def test_sim_wait_times_out_with_a_status_dump(sim):
     text = str(err.value)
     assert "core 1 not done after 0.3 s (transport sim)" in text
     assert "core 1: busy=1 done=0" in text and "core 0: busy=0" in text
+    assert "dram: error=0 busy=0 read_bursts=0 write_bursts=0" in text
     with pytest.raises(DeviceError, match="core 1 is still busy"):
         dev.start(1, 0x300)
     dev.write_mem(0x310, [0, 0, 0, 0])
