@@ -76,17 +76,18 @@ class _Walker:
         Flat index ``(c, py, px)`` of its window in the pooled row, and ``ym·P + xm``.
     """
 
-    def __init__(self, m, g, step, clear, *, max_pool, word_bits=1, q_bits=1, windows=False):
-        self.x, self.y = x, y = Signal(8, name="wk_x"), Signal(8, name="wk_y")
-        self.c = c = Signal(16, name="wk_c")
-        self.xm = xm = Signal(range(max_pool), name="wk_xm")
-        self.ym = ym = Signal(range(max_pool), name="wk_ym")
-        self.px = px = Signal(8, name="wk_px")
-        self.py = py = Signal(8, name="wk_py")
-        self.in_x = in_x = Signal(init=1, name="wk_in_x")
-        self.in_y = in_y = Signal(init=1, name="wk_in_y")
-        self.odd = odd = Signal(name="wk_odd")
-        self.word = word = Signal(word_bits, name="wk_word")
+    def __init__(self, m, g, step, clear, *, max_pool, word_bits=1, q_bits=1, windows=False,
+                 name="wk"):
+        self.x, self.y = x, y = Signal(8, name=f"{name}_x"), Signal(8, name=f"{name}_y")
+        self.c = c = Signal(16, name=f"{name}_c")
+        self.xm = xm = Signal(range(max_pool), name=f"{name}_xm")
+        self.ym = ym = Signal(range(max_pool), name=f"{name}_ym")
+        self.px = px = Signal(8, name=f"{name}_px")
+        self.py = py = Signal(8, name=f"{name}_py")
+        self.in_x = in_x = Signal(init=1, name=f"{name}_in_x")
+        self.in_y = in_y = Signal(init=1, name=f"{name}_in_y")
+        self.odd = odd = Signal(name=f"{name}_odd")
+        self.word = word = Signal(word_bits, name=f"{name}_word")
         self.in_area = in_x & in_y
         line_end = x == g.ow_last
         map_end = line_end & (y == g.oh_last)
@@ -96,10 +97,10 @@ class _Walker:
 
         if windows:
             wbits = max(1, (max_pool * max_pool - 1).bit_length())
-            self.q = q = Signal(q_bits, name="wk_q")
-            base = Signal(q_bits, name="wk_base")       # q of the line's first window
-            self.widx = widx = Signal(wbits, name="wk_widx")
-            wrow = Signal(wbits, name="wk_wrow")         # ym·P
+            self.q = q = Signal(q_bits, name=f"{name}_q")
+            base = Signal(q_bits, name=f"{name}_base")       # q of the line's first window
+            self.widx = widx = Signal(wbits, name=f"{name}_widx")
+            wrow = Signal(wbits, name=f"{name}_wrow")         # ym·P
             # a line that ends the map's window row moves the base by one window row
             next_base = Mux(row_end, 0, base + Mux(ym_end & in_y, g.pool_w, 0))
 
@@ -282,30 +283,34 @@ class PoolRouter(wiring.Component):
                                                −0 ≥ +0, ±inf ordered)
 
     Per row two passes over a buffer (the decision for a window's first position needs
-    the whole window, which spans ``P`` lines of the map):
+    the whole window, which spans ``P`` lines of the map), double-buffered: a row loads
+    into one bank while the row before is emitted from the other.
 
-    1. *load*: the ``H`` words are written to a memory of ``max_neurons/2`` words and their
-       halves go, one per cycle, through the multiplier and the comparator; behind them each
-       window's ``(found, first)`` is updated in a small memory indexed by the window
-       (``first`` is reset to 0 at the window's first position, then takes the first active
-       position's ``ym·P + xm``).  Meanwhile the pooled ``δS`` words go to their own memory
-       (``max_neurons/8`` words).
-    2. *emit*: once every spike is in and the ``δS`` row has arrived, one neuron per cycle:
-       its routed value is its window's ``δS`` if its ``ym·P + xm`` equals the window's
-       ``first`` (``+0`` outside the pooled area); each completed pair goes out as one word
-       on ``ds_o`` together with the same row's ``H`` word on ``h_o``.
+    1. *load*: the ``H`` words are written to a memory of ``max_neurons/2`` words per bank
+       and their halves go, one per cycle, through the multiplier and the comparator; behind
+       them each window's ``(found, first)`` is updated in a small memory indexed by the
+       window (``first`` is reset to 0 at the window's first position, then takes the first
+       active position's ``ym·P + xm``).  Meanwhile the pooled ``δS`` words go to their own
+       memory (``max_neurons/8`` words per bank).  When every spike is in and the ``δS``
+       row has arrived, the bank is full and the next row loads into the other one (once
+       that has been emitted).
+    2. *emit*, from a full bank, one neuron per cycle: its routed value is its window's
+       ``δS`` if its ``ym·P + xm`` equals the window's ``first`` (``+0`` outside the pooled
+       area); each completed pair goes out as one word on ``ds_o`` together with the same
+       row's ``H`` word on ``h_o``.
 
-    Rate (not double-buffered): back to back rows of ``N`` neurons take
-    ``2N + latency + 2`` cycles each (one more for odd ``N``: the last, one-neuron word
-    waits for the pair before it to be taken) when the inputs and the consumer keep up
-    (``latency`` = the multiplier's and the comparator's stages, 5 by default): ``N`` to
-    load (one ``H`` word per 2 cycles, one ``δS`` word per 2 cycles at most), the spike
-    pipeline's drain, then ``N`` to emit (one word pair per 2 cycles, the
-    :class:`~.pipes.BackwardPipe`'s rate).  No words are taken during the emit pass.
+    Rate: back to back rows of ``N`` neurons take ``N + latency + 3`` cycles each when the
+    inputs and the consumer keep up (``latency`` = the multiplier's and the comparator's
+    stages, 5 by default): ``N`` to load (one ``H`` word per 2 cycles, one ``δS`` word per
+    2 cycles at most), the spike pipeline's drain and the bank switch; the emit pass (one
+    word pair per 2 cycles, the :class:`~.pipes.BackwardPipe`'s rate) overlaps the next
+    row's load, and the last row's adds ``N + 2`` (one more for odd ``N``: the last,
+    one-neuron word waits for the pair before it to be taken).
 
-    The ``H`` buffer is a block RAM whose read address follows the walker's next word (no
-    extra pipeline stage); the window and ``δS`` memories are small distributed RAMs read
-    combinationally.
+    The ``H`` buffer is a block RAM whose read address follows the emit walker's next word
+    (no extra pipeline stage); the window and ``δS`` memories are small distributed RAMs
+    read combinationally (the window memory through two ports: the load's
+    read-modify-write and the emit).
 
     ``h_o`` and ``ds_o`` carry word ``k`` of the row at the same time: both become valid in
     the same cycle and each drops when it is taken; the next pair comes only when both have
@@ -383,42 +388,55 @@ class PoolRouter(wiring.Component):
         tag = data.StructLayout({"q": self.q_bits, "widx": self.w_bits, "area": 1, "last": 1})
         win_layout = data.StructLayout({"found": 1, "first": self.w_bits})
 
-        emit = Signal()                 # 0: load pass, 1: emit pass
-        step = Signal()
-        w = _Walker(m, g, step, self.start, max_pool=self.max_pool, windows=True,
-                    word_bits=range(self.h_depth), q_bits=self.q_bits)
+        # Two banks: a row loads into bank `lb` while the row before is emitted from `eb`.
+        full = Signal(2)                # the bank holds a loaded row not yet emitted
+        lb, eb = Signal(), Signal()
+        loading = ~full.bit_select(lb, 1)
+        emitting = full.bit_select(eb, 1)
+        issue = Signal()
+        advance = Signal()
+        wl = _Walker(m, g, issue, self.start, max_pool=self.max_pool, windows=True,
+                     word_bits=range(self.h_depth), q_bits=self.q_bits, name="load")
+        we = _Walker(m, g, advance, self.start, max_pool=self.max_pool, windows=True,
+                     word_bits=range(self.h_depth), q_bits=self.q_bits, name="emit")
 
-        h_mem = memory.Memory(shape=WORD_BITS, depth=self.h_depth, init=[])
-        ds_mem = memory.Memory(shape=WORD_BITS, depth=self.ds_depth, init=[])
-        win_mem = memory.Memory(shape=win_layout, depth=self.win_depth, init=[])
+        def banked(bank, index, depth):
+            return Mux(bank, index + depth, index)
+
+        h_mem = memory.Memory(shape=WORD_BITS, depth=2 * self.h_depth, init=[])
+        ds_mem = memory.Memory(shape=WORD_BITS, depth=2 * self.ds_depth, init=[])
+        win_mem = memory.Memory(shape=win_layout, depth=2 * self.win_depth, init=[])
         m.submodules.h_mem, m.submodules.ds_mem, m.submodules.win_mem = h_mem, ds_mem, win_mem
         h_w, h_r = h_mem.write_port(), h_mem.read_port()
         ds_w, ds_r = ds_mem.write_port(), ds_mem.read_port(domain="comb")
-        win_w, win_r = win_mem.write_port(), win_mem.read_port(domain="comb")
+        win_w = win_mem.write_port()
+        win_load, win_emit = win_mem.read_port(domain="comb"), win_mem.read_port(domain="comb")
 
         mul = m.submodules.mul = FPMul(self._mul_stages, tag_width=tag.size)
         cmp = m.submodules.cmp = FPCompare(self._cmp_stages, tag_width=tag.size)
 
-        # ---- load pass, input side: H words → memory; halves → Z → S, one per cycle
+        # ---- load, input side: H words → memory; halves → Z → S, one per cycle
         have = Signal()
         hw = Signal(WORD_BITS)
         half = Signal()
         h_done = Signal()               # the row's last H half has been issued
-        issue = ~emit & have
         itag = tag(mul.i.payload.tag)
         m.d.comb += [
+            issue.eq(loading & have),
             mul.i.valid.eq(issue),
             mul.i.payload.a.eq(Mux(self.klif, self.k, ONE)),
             mul.i.payload.b.eq(hw.word_select(half, 16)),
-            itag.q.eq(w.q), itag.widx.eq(w.widx), itag.area.eq(w.in_area), itag.last.eq(w.row_end),
-            h_w.addr.eq(w.word), h_w.data.eq(hw), h_w.en.eq(issue & ~half),
-            self.h.ready.eq(~emit & ~h_done & (~have | (half & ~w.row_end))),
+            itag.q.eq(wl.q), itag.widx.eq(wl.widx), itag.area.eq(wl.in_area),
+            itag.last.eq(wl.row_end),
+            h_w.addr.eq(banked(lb, wl.word, self.h_depth)), h_w.data.eq(hw),
+            h_w.en.eq(issue & ~half),
+            self.h.ready.eq(loading & ~h_done & (~have | (half & ~wl.row_end))),
         ]
         with m.If(issue):
-            m.d.sync += half.eq(~half & ~w.row_end)
-            with m.If(half | w.row_end):
+            m.d.sync += half.eq(~half & ~wl.row_end)
+            with m.If(half | wl.row_end):
                 m.d.sync += have.eq(0)
-            with m.If(w.row_end):
+            with m.If(wl.row_end):
                 m.d.sync += h_done.eq(1)
         with m.If(self.h.valid & self.h.ready):
             m.d.sync += [hw.eq(self.h.payload), have.eq(1), half.eq(0)]
@@ -427,7 +445,8 @@ class PoolRouter(wiring.Component):
         m.d.comb += [cmp.i.valid.eq(mul.o.valid), cmp.i.payload.a.eq(self.v_th),
                      cmp.i.payload.b.eq(z), cmp.i.payload.tag.eq(mul.o.payload.tag)]
 
-        # ---- load pass, result side: each window's (found, first), read-modify-write.
+        # ---- load, result side: each window's (found, first), read-modify-write.  The
+        # bank switches only after the row's last result, so every result is `lb`'s.
         # Items taken before a start may still be in the pipeline: drop results for its
         # latency (the units have no reset).
         flush = Signal(range(self.latency + 1))
@@ -436,18 +455,19 @@ class PoolRouter(wiring.Component):
         rtag = tag(cmp.o.payload.tag)
         live = cmp.o.valid & (flush == 0)
         spike = cmp.o.payload.less_equal
-        old = win_r.data
+        old = win_load.data
         at_first = rtag.widx == 0
         new = Signal(win_layout)
         m.d.comb += [new.found.eq(spike | (~at_first & old.found)),
                      new.first.eq(Mux(at_first, 0, Mux(spike & ~old.found, rtag.widx, old.first)))]
         spikes_done = Signal()
-        m.d.comb += [win_r.addr.eq(Mux(emit, w.q, rtag.q)),
-                     win_w.addr.eq(rtag.q), win_w.data.eq(new), win_w.en.eq(live & rtag.area)]
+        win_addr = banked(lb, rtag.q, self.win_depth)
+        m.d.comb += [win_load.addr.eq(win_addr),
+                     win_w.addr.eq(win_addr), win_w.data.eq(new), win_w.en.eq(live & rtag.area)]
         with m.If(live & rtag.last):
             m.d.sync += spikes_done.eq(1)
 
-        # ---- load pass: δS words → memory; pooled counters find the row's last word
+        # ---- load: δS words → memory; pooled counters find the row's last word
         ds_hi = Signal()                # the upper half of the word taken last is counted next
         ds_done = Signal()
         dk = Signal(range(self.ds_depth))
@@ -455,8 +475,9 @@ class PoolRouter(wiring.Component):
         d_fire = self.ds.valid & self.ds.ready
         d_step = d_fire | ds_hi
         d_last = (dpx == g.pw_last) & (dpy == g.ph_last) & (dc == g.maps_last)
-        m.d.comb += [self.ds.ready.eq(~emit & ~ds_done & ~ds_hi),
-                     ds_w.addr.eq(dk), ds_w.data.eq(self.ds.payload), ds_w.en.eq(d_fire)]
+        m.d.comb += [self.ds.ready.eq(loading & ~ds_done & ~ds_hi),
+                     ds_w.addr.eq(banked(lb, dk, self.ds_depth)), ds_w.data.eq(self.ds.payload),
+                     ds_w.en.eq(d_fire)]
         with m.If(d_fire):
             m.d.sync += dk.eq(dk + 1)
         with m.If(d_step):
@@ -472,30 +493,37 @@ class PoolRouter(wiring.Component):
             with m.If(d_last):
                 m.d.sync += [ds_done.eq(1), dk.eq(0)]
 
-        with m.If(~emit & spikes_done & ds_done):
-            m.d.sync += [emit.eq(1), spikes_done.eq(0), ds_done.eq(0), h_done.eq(0)]
+        loaded = loading & spikes_done & ds_done
+        with m.If(loaded):
+            m.d.sync += [lb.eq(~lb), spikes_done.eq(0), ds_done.eq(0), h_done.eq(0)]
 
-        # ---- emit pass: one neuron per cycle, a word pair per two
+        # ---- emit: one neuron per cycle, a word pair per two
         hv, dv = Signal(), Signal()     # h_o / ds_o hold a word not yet taken
         h_out, ds_out = Signal(WORD_BITS), Signal(WORD_BITS)
         lo = Signal(16)
-        completes = w.odd | w.row_end
-        advance = emit & ~(completes & (hv | dv))
-        routed = Mux(w.in_area & (win_r.data.first == w.widx),
-                     ds_r.data.word_select(w.q[0], 16), 0)
-        m.d.comb += [step.eq(Mux(emit, advance, issue)),
-                     ds_r.addr.eq(w.q[1:]),
-                     # the read address follows the walker's next word, so h_r.data is
-                     # always the current word's H (no extra pipeline stage)
-                     h_r.addr.eq(Mux(step & completes, Mux(w.row_end, 0, w.word + 1), w.word))]
+        completes = we.odd | we.row_end
+        emitted = advance & we.row_end
+        routed = Mux(we.in_area & (win_emit.data.first == we.widx),
+                     ds_r.data.word_select(we.q[0], 16), 0)
+        # the read address follows the walker's next word (in the next bank after a row),
+        # so h_r.data is always the current word's H (no extra pipeline stage)
+        next_bank = Mux(emitted, ~eb, eb)
+        next_word = Mux(advance & completes, Mux(we.row_end, 0, we.word + 1), we.word)
+        m.d.comb += [advance.eq(emitting & ~(completes & (hv | dv))),
+                     win_emit.addr.eq(banked(eb, we.q, self.win_depth)),
+                     ds_r.addr.eq(banked(eb, we.q[1:], self.ds_depth)),
+                     h_r.addr.eq(banked(next_bank, next_word, self.h_depth))]
         with m.If(advance):
             with m.If(completes):
-                m.d.sync += [h_out.eq(h_r.data), ds_out.eq(Mux(w.odd, Cat(lo, routed),
+                m.d.sync += [h_out.eq(h_r.data), ds_out.eq(Mux(we.odd, Cat(lo, routed),
                                                                Cat(routed, Const(0, 16))))]
             with m.Else():
                 m.d.sync += lo.eq(routed)
-            with m.If(w.row_end):
-                m.d.sync += emit.eq(0)
+        with m.If(emitted):
+            m.d.sync += eb.eq(~eb)
+        # a row loads into the bank that is not being emitted (loading needs ~full[lb],
+        # emitting full[eb]), so the two updates never touch the same bit
+        m.d.sync += full.eq((full | Mux(loaded, 1 << lb, 0)) & ~Mux(emitted, 1 << eb, 0))
         with m.If(self.h_o.ready):
             m.d.sync += hv.eq(0)
         with m.If(self.ds_o.ready):
@@ -506,7 +534,7 @@ class PoolRouter(wiring.Component):
                      self.ds_o.valid.eq(dv), self.ds_o.payload.eq(ds_out)]
 
         with m.If(self.start):
-            m.d.sync += [emit.eq(0), have.eq(0), half.eq(0), h_done.eq(0), spikes_done.eq(0),
-                         flush.eq(self.latency), ds_hi.eq(0), ds_done.eq(0), dk.eq(0),
-                         dpx.eq(0), dpy.eq(0), dc.eq(0), hv.eq(0), dv.eq(0)]
+            m.d.sync += [full.eq(0), lb.eq(0), eb.eq(0), have.eq(0), half.eq(0), h_done.eq(0),
+                         spikes_done.eq(0), flush.eq(self.latency), ds_hi.eq(0), ds_done.eq(0),
+                         dk.eq(0), dpx.eq(0), dpy.eq(0), dc.eq(0), hv.eq(0), dv.eq(0)]
         return m
