@@ -5,6 +5,7 @@
                        simulator/configuration, one run directory per run, seeds, waves
 - :mod:`.payload`      pack/unpack stream payloads (``data.StructLayout``) bit-exactly
 - :mod:`.amaranth_sim` quick tests in the Amaranth simulator
+- :mod:`.memory_peer`  a word memory behind a request/response port (stalls, latency)
 - :mod:`.tb`           cocotb side: StreamDriver, StreamMonitor, Scoreboard, clock/reset,
                        and ``tb.stream_test``, the generic vector-file test
 - :mod:`.fp16`         FP16 oracles (SoftFloat, NumPy), vector generators, unit specs

@@ -120,7 +120,7 @@ class ForwardPipe(wiring.Component):
         Hidden layer: per row ``ceil(J/2)`` words of ``H`` (two binary16, even ``j`` low);
         readout: per sample ``ceil(J/2)`` words of logits.
     busy : Out(1)
-        Items in flight.
+        Items in flight, or words in the output FIFOs not yet taken.
     """
 
     def __init__(self, current_layout, neuron_unit, *, lanes, max_neurons, step_bits):
@@ -216,7 +216,12 @@ class ForwardPipe(wiring.Component):
                      pending.eq(pending + take - retired)]
         with m.If(self.start):
             m.d.sync += [in_flight.eq(0), pending.eq(0)]
-        m.d.comb += self.busy.eq(pending != 0)
+        # a word still in a FIFO counts: a consumer may be done before it takes the row's
+        # last word (max pooling has all its windows before a row's ragged last lines), and
+        # a word left behind would start the next descriptor's row
+        m.d.comb += self.busy.eq((pending != 0) | spk_fifo.r_rdy | val_fifo.r_rdy)
+        m.d.sync += Assert(~self.start | ~(spk_fifo.r_rdy | val_fifo.r_rdy),
+                           "forward pipe: restarted with output words not taken")
 
         # spikes: 32 per word
         bits = Signal(32)

@@ -6,6 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from trident.rtl.core.dma import DMA
+from trident.verify.memory_peer import MemoryPeer
 from trident.verify.pytest_fixtures import rng, seed  # noqa: F401
 
 REGION = 256            # each channel's addresses stay in its own region
@@ -86,31 +87,6 @@ def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
             done.append(("w", k))
         return bench
 
-    async def memory_port(ctx):
-        pending, cycle = [], 0
-        bus = dut.bus
-        while True:
-            ready = rng.random() >= stall
-            ctx.set(bus.req.ready, ready)
-            if pending and pending[0][0] <= cycle:
-                ctx.set(bus.resp.valid, 1)
-                ctx.set(bus.resp.payload, pending[0][1])
-            else:
-                ctx.set(bus.resp.valid, 0)
-            _, _, valid, addr, write, data, rv, rr = await ctx.tick().sample(
-                bus.req.valid, bus.req.payload.addr, bus.req.payload.write, bus.req.payload.data,
-                bus.resp.valid, bus.resp.ready)
-            if rv and rr:
-                pending.pop(0)
-            if valid and ready:
-                issued.append((addr, write))
-                if write:
-                    memory[addr] = data
-                else:
-                    latency = int(rng.integers(1, 4))
-                    pending.append((cycle + latency, memory.get(addr, initial(addr))))
-            cycle += 1
-
     async def limit(ctx):
         ctx.set(dut.limit, 1 << 12 - 1)
 
@@ -123,7 +99,9 @@ def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
     for k in range(2):
         sim.add_testbench(command(dut.wr_cmd[k], writes[k]))
         sim.add_testbench(writer(k))
-    sim.add_testbench(memory_port, background=True)
+    peer = MemoryPeer(dut.bus, memory, initial, stall=lambda cycle: rng.random() < stall,
+                      latency=lambda: int(rng.integers(1, 4)), issued=issued)
+    sim.add_testbench(peer.serve, background=True)
     sim.run()
     assert sorted(done) == [("r", 0), ("r", 1), ("r", 2), ("w", 0), ("w", 1)]
     for addr, value in expected_mem.items():
