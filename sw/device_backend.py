@@ -258,7 +258,10 @@ class DeviceBackend:
         return loss, logits16.float()
 
     def _axi_transactions(self) -> int:
-        """The SoC's AXI transactions so far (AR + AW, modulo 2^32; 0 with block-RAM DRAM)."""
+        """The SoC's AXI transactions so far (AR + AW, modulo 2^32); 0, and no register read,
+        with block-RAM DRAM."""
+        if not self.device.params.axi_dram:
+            return 0
         return (self.device.read_csr("dram.read_bursts")["count"]
                 + self.device.read_csr("dram.write_bursts")["count"])
 

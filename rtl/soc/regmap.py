@@ -25,8 +25,9 @@ __all__ = ["MAGIC", "VERSION", "HOST_DRAM_BASE", "CORE_BASE", "CORE_STRIDE", "MA
 #: ``global.id``: "TRID" in ASCII.
 MAGIC = 0x54524944
 #: ``global.version``: (major, minor) of the register map.  1.1 added the program queue
-#: (the ``queue`` block and ``core[i].enqueue``) without moving any 1.0 register.
-VERSION = (1, 2)
+#: (the ``queue`` block and ``core[i].enqueue``) without moving any 1.0 register; 1.2 the
+#: AXI port's burst counters and ``dram.status.busy``; 1.3 ``global.build.axi_dram``.
+VERSION = (1, 3)
 #: Byte address of DRAM word 0 in the host address space.
 HOST_DRAM_BASE = 0x8000_0000
 #: Byte address of core 0's block, and the bytes between cores.
@@ -78,11 +79,14 @@ class SoCParams:
         Words of DRAM behind the SoC.
     queue_depth : int
         Entries of the program queue (programs and barriers waiting to run).
+    axi_dram : bool
+        DRAM is behind the SoC's AXI4 port (its burst counters count); otherwise block RAM.
     """
     cores: int = 1
     addr_width: int = 24
     dram_words: int = 1 << 16
     queue_depth: int = 32
+    axi_dram: bool = False
 
     def __post_init__(self):
         if not 1 <= self.cores <= MAX_CORES:
@@ -111,7 +115,9 @@ def build_regmap(params: SoCParams = SoCParams()) -> MemoryMap:
                  "register map version"),
         Register("build", [Field("cores", 16, Access.R, "number of cores", const=params.cores),
                            Field("addr_width", 8, Access.R, "bits of a DRAM word address",
-                                 const=params.addr_width)],
+                                 const=params.addr_width),
+                           Field("axi_dram", 1, Access.R, "1: DRAM is behind the AXI4 port "
+                                 "(0: block RAM)", const=int(params.axi_dram))],
                  "build parameters"),
         Register("dram_words", [Field("words", 32, Access.R, "32-bit words of DRAM",
                                       const=params.dram_words)], "DRAM size"),
@@ -230,5 +236,5 @@ def regmap_from_global(read_word) -> tuple:
                               f"on the device has no program queue (this driver needs "
                               f"{VERSION[0]}.{VERSION[1]}): rebuild the bitstream")
     params = SoCParams(cores=build["cores"], addr_width=build["addr_width"], dram_words=words,
-                       queue_depth=depth)
+                       queue_depth=depth, axi_dram=bool(build["axi_dram"]))
     return params, build_regmap(params)

@@ -117,7 +117,7 @@ class SoC(wiring.Component):
             raise ValueError(f"{core.__name__}: memory port addresses are {self.addr_width} "
                              f"bits but control-port addresses {ctrl_width}; make them equal")
         self.params = SoCParams(cores=cores, addr_width=self.addr_width, dram_words=dram_words,
-                                queue_depth=queue_depth)
+                                queue_depth=queue_depth, axi_dram=dram == "axi")
         self.memory_map = build_regmap(self.params)
         self.dram_kind = dram
         self.uart_divisor = uart_divisor

@@ -90,6 +90,22 @@ def test_device_backend_matches_hw_backend_step_by_step_with_a_partial_batch():
         dev.train_step(torch.zeros(4, 8, 1, 8, 8), torch.zeros(8, dtype=torch.long))
 
 
+def test_a_block_ram_device_is_not_asked_for_axi_counters():
+    """The AXI burst counters are read around a step only where global.build says the DRAM
+    is behind the AXI port (register reads cost a round trip on a board)."""
+    torch.manual_seed(1)
+    model = SpikingNetwork("mlp-small", (1, 8, 8), 10, NeuronConfig(kind="lif", detach_reset=True))
+    dev = DeviceBackend(model, lambda words: open_device("golden-soc", words), lr=0.2, momentum=0.9,
+                        loss_scale=1024.0, batch_size=4, steps=2, direct_input=False)
+    assert not dev.device.params.axi_dram
+    read = dev.device.read_csr
+    names = []
+    dev.device.read_csr = lambda name, *a, **k: names.append(name) or read(name, *a, **k)
+    dev.train_step(torch.zeros(2, 4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
+    assert names and not [n for n in names if n.startswith("dram.")]
+    assert dev.device_report()["axi_transactions_per_step"] == 0
+
+
 def test_several_cores_give_the_one_core_weights(tmp_path):
     reports = [train(_config(tmp_path, "golden-soc", cores=cores, report=str(tmp_path / f"c{cores}.json")),
                      progress=False) for cores in (1, 2, 4)]

@@ -20,7 +20,7 @@ async def axi_dram(dut):
     cores = int(os.environ["TRIDENT_CORES"])
     words = int(os.environ["TRIDENT_DRAM_WORDS"])
     rng = random.Random(int(os.environ.get("TRIDENT_SEED_AXI", "1")))
-    mm = build_regmap(SoCParams(cores=cores, addr_width=16, dram_words=words))
+    mm = build_regmap(SoCParams(cores=cores, addr_width=16, dram_words=words, axi_dram=True))
     start_clock(dut)
     dut.host__req__valid.value = 0
     dut.host__req__payload.value = 0
@@ -42,6 +42,7 @@ async def axi_dram(dut):
             return None
         return inst.register.unpack(await host.host(inst.address, 0))
 
+    assert (await reg("global.build"))["axi_dram"] == 1
     n = 12
     data = [rng.getrandbits(32) for _ in range(n * cores)]
     for i, w in enumerate(data):

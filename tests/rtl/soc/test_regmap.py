@@ -2,6 +2,7 @@
 modes, and the JSON / C / SVD / Markdown exports agreeing with the objects."""
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -66,6 +67,9 @@ def test_regmap_from_global_rebuilds_the_map():
     values = {inst.address: inst.register.reset_value for inst in mm.walk()}
     params, rebuilt = regmap_from_global(values.__getitem__)
     assert params == PARAMS
+    axi = dataclasses.replace(PARAMS, axi_dram=True)
+    axi_values = {inst.address: inst.register.reset_value for inst in build_regmap(axi).walk()}
+    assert regmap_from_global(axi_values.__getitem__)[0] == axi
     assert [(i.path, i.address) for i in rebuilt.walk()] == [(i.path, i.address) for i in mm.walk()]
     with pytest.raises(ConnectionError, match="no Trident SoC"):
         regmap_from_global(lambda a: 0xFFFFFFFF)

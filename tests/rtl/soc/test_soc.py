@@ -44,7 +44,7 @@ def test_global_block_scratch_and_unmapped():
     async def bench(host):
         assert (await host.reg("global.id"))["magic"] == MAGIC
         assert (await host.reg("global.version")) == {"minor": VERSION[1], "major": VERSION[0]}
-        assert (await host.reg("global.build")) == {"cores": 3, "addr_width": 16}
+        assert (await host.reg("global.build")) == {"cores": 3, "addr_width": 16, "axi_dram": 0}
         assert (await host.reg("global.dram_words"))["words"] == 256
         await host.reg("global.scratch", value=0xDEADBEEF)
         assert (await host.reg("global.scratch"))["value"] == 0xDEADBEEF
