@@ -21,17 +21,12 @@ import torch
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend, weights_sha256
-from trident.sw.device_backend import DeviceBackend, core_kwargs_for, training_core
+from trident.sw.device_backend import AxiPort, DeviceBackend, core_kwargs_for, open_device
 
 from _common import digits_step, sim_step_arguments, write_report
 
 
 def one_step(cores, max_burst, dma_run, stall, command_cycles, model_name, steps, batch, simulator):
-    from trident.rtl.core.core import TridentCore
-    from trident.rtl.soc.soc import SoC
-    from trident.sw.driver import Device
-    from trident.sw.driver.sim import SimTransport
-
     data, x, y = digits_step(steps, batch)
 
     def network():
@@ -42,14 +37,11 @@ def one_step(cores, max_burst, dma_run, stall, command_cycles, model_name, steps
     reference = HwBackend(network(), lr=0.5, momentum=0.9)
     reference.train_step(x, y)
     model = network()
-    kwargs, _ = training_core(**core_kwargs_for(model))
+    port = AxiPort(max_burst=max_burst, dma_run=dma_run, stall=stall, command_cycles=command_cycles)
 
     def device(words):
-        soc = {"core": TridentCore, "core_params": dict(kwargs, dram_words=words, dma_run=dma_run),
-               "cores": cores,
-               "dram_words": words, "dram": "axi", "max_burst": max_burst}
-        return Device(SimTransport(SoC, soc, simulator=simulator, axi_stall=stall,
-                                   axi_command_cycles=command_cycles))
+        return open_device("sim", words, cores=cores, simulator=simulator, core_kwargs=core_kwargs_for(model),
+                           dram="axi", axi=port)
 
     backend = DeviceBackend(model, device, lr=0.5, momentum=0.9, loss_scale=1024.0,
                             batch_size=batch, steps=steps, direct_input=True, cores=cores)

@@ -149,15 +149,18 @@ class HwBackend:
 
     The weights live in binary16 exactly as the device holds them; ``weights()`` returns
     them under the float model's parameter names, so a report's ``weights_sha256`` compares
-    directly with any other device that follows the contract.
+    directly with any other device that follows the contract.  ``spike_input``: the inputs are
+    0/1 spikes (``HwExactNetwork``'s option; a device must be compiled the same way).
     """
 
     precision = "fp16-hw"
 
-    def __init__(self, model: SpikingNetwork, lr: float, momentum: float = 0.0, loss_scale: float = 1024.0):
+    def __init__(self, model: SpikingNetwork, lr: float, momentum: float = 0.0, loss_scale: float = 1024.0,
+                 spike_input: bool = False):
         from .hw import HwExactNetwork
         self.model = model
-        self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
+        self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum,
+                                             spike_input=spike_input)
         self.names, self.fixed = device_tensor_names(model)
 
     def train_step(self, x_seq, labels):

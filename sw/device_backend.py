@@ -20,24 +20,28 @@ Members
 DeviceBackend
     The backend (``train_step``, ``predict``, ``state_dict``/``load_state_dict``, ``weights``,
     ``device_report``).
-open_device(kind, dram_words, cores=1, simulator=None, core_kwargs=None, dram="bram") -> Device
+open_device(kind, dram_words, cores=1, simulator=None, core_kwargs=None, dram="bram", axi=None) -> Device
     A :class:`~trident.sw.driver.Device` on the ``golden`` or ``sim`` transport.
+AxiPort
+    The simulated SoC's AXI DRAM port: burst length, the cores' DMA runs, the memory's stalls.
 training_core(**overrides) -> (dict, CoreParams)
     The core the runtime trains on.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from trident.golden.hw import compiler as C
 from trident.golden.hw import descriptors as D
 from trident.golden.hw import fp16 as F
-from trident.golden.hw.forward import dedup_steps
+from trident.golden.hw.forward import dedup_steps, host_input
 from trident.golden.hw.network import HwExactNetwork, host_loss_grad
 from trident.golden.training import device_tensor_names
 
 __all__ = ["DeviceBackend", "open_device", "training_core", "core_kwargs_for", "DEVICE_KINDS",
-           "AXI_DMA_RUN"]
+           "AXI_DMA_RUN", "AxiPort"]
 
 DEVICE_KINDS = ("golden-soc", "sim")
 
@@ -65,19 +69,42 @@ def training_core(**overrides) -> tuple[dict, D.CoreParams]:
 AXI_DMA_RUN = 8
 
 
+@dataclass(frozen=True)
+class AxiPort:
+    """The AXI4 DRAM port of a simulated SoC (``open_device("sim", …, dram="axi", axi=…)``).
+
+    Members
+    -------
+    max_burst : int
+        Longest INCR burst the SoC's AXI master issues (``SoC(max_burst=…)``; 1: single beats).
+    dma_run : int
+        ``TridentCore(dma_run=…)``: words a core's read channel takes in a row.
+    stall : float
+        Probability that cocotbext-axi's ``AxiRam`` pauses a channel in a cycle.
+    command_cycles : int
+        The memory takes an address (AR or AW) on one cycle in this many.
+    """
+    max_burst: int = 16
+    dma_run: int = AXI_DMA_RUN
+    stall: float = 0.0
+    command_cycles: int = 1
+
+
 def open_device(kind: str, dram_words: int, cores: int = 1, simulator: str | None = None,
-                core_kwargs: dict | None = None, dram: str = "bram"):
+                core_kwargs: dict | None = None, dram: str = "bram", axi: AxiPort | None = None):
     """Open a device with ``cores`` cores of ``TridentCore(**core_kwargs)`` and ``dram_words``
     words of DRAM.
 
     ``kind``: ``"golden-soc"`` (the driver's device model: the SoC's registers and memory,
     the golden kernels with that core's limits) or ``"sim"`` (the SoC RTL on ``simulator``:
-    ``verilator`` by default; ``dram="axi"``: the SoC's AXI4 port in bursts, cocotbext-axi's
-    ``AxiRam`` behind it, cores with ``dma_run = AXI_DMA_RUN``).
+    ``verilator`` by default; ``dram="axi"``: the SoC's AXI4 port, cocotbext-axi's ``AxiRam``
+    behind it, as ``axi`` says — :class:`AxiPort`'s defaults unless given).
     """
     from trident.rtl.soc.regmap import SoCParams
     from trident.sw.driver import Device, GoldenTransport, golden_executor
 
+    if axi is not None and (kind, dram) != ("sim", "axi"):
+        raise ValueError(f"axi={axi} is for open_device('sim', …, dram='axi'), not kind={kind!r}, dram={dram!r}")
     kwargs, limits = training_core(**(core_kwargs or {}))
     if kind == "golden-soc":
         return Device(GoldenTransport(SoCParams(cores=cores, dram_words=dram_words),
@@ -87,11 +114,15 @@ def open_device(kind: str, dram_words: int, cores: int = 1, simulator: str | Non
         from trident.rtl.soc.soc import SoC
         from trident.sw.driver.sim import SimTransport
         core = dict(kwargs, dram_words=dram_words)
-        if dram == "axi":
-            core["dma_run"] = AXI_DMA_RUN
         soc = {"core": TridentCore, "core_params": core, "cores": cores, "dram_words": dram_words,
                "dram": dram}
-        return Device(SimTransport(SoC, soc, simulator=simulator or "verilator"))
+        transport = {}
+        if dram == "axi":
+            axi = axi or AxiPort()
+            core["dma_run"] = axi.dma_run
+            soc["max_burst"] = axi.max_burst
+            transport = {"axi_stall": axi.stall, "axi_command_cycles": axi.command_cycles}
+        return Device(SimTransport(SoC, soc, simulator=simulator or "verilator", **transport))
     raise ValueError(f"unknown device kind {kind!r}; valid: {', '.join(DEVICE_KINDS)}")
 
 
@@ -110,6 +141,9 @@ class DeviceBackend:
         The compiled N and T.
     direct_input : bool
         Every step sees the same input (direct encoding): stored once per sample.
+    spike_input : bool
+        The inputs are 0/1 spikes (binarized event frames, rate coding): they cross DRAM as
+        bits and the first layer runs event-driven (``HwExactNetwork(spike_input=True)``).
     cores : int
         Cores the program is split across (the device must have at least as many).
     core : CoreParams, optional
@@ -132,10 +166,12 @@ class DeviceBackend:
     precision = "fp16-hw"
 
     def __init__(self, model, device, *, lr: float, momentum: float, loss_scale: float, batch_size: int,
-                 steps: int, direct_input: bool, cores: int = 1, core: D.CoreParams | None = None,
-                 timeout: float = 600.0, host_update: bool = False, queued: bool = True, fuse: bool = True):
+                 steps: int, direct_input: bool, spike_input: bool = False, cores: int = 1,
+                 core: D.CoreParams | None = None, timeout: float = 600.0, host_update: bool = False,
+                 queued: bool = True, fuse: bool = True):
         self.model = model
-        self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum)
+        self.net = HwExactNetwork.from_float(model, lr=lr, loss_scale=loss_scale, momentum=momentum,
+                                             spike_input=spike_input)
         self.names, self.fixed = device_tensor_names(model)
         core = core or training_core(**core_kwargs_for(model))[1]
         self.program = C.compile(self.net, batch_size, core, steps=steps, direct_input=direct_input, cores=cores,
@@ -209,9 +245,9 @@ class DeviceBackend:
         if steps != p.steps or n > p.batch:
             raise ValueError(f"the device program was compiled for T = {p.steps} and batches of at most "
                              f"{p.batch}; got T = {steps}, N = {n}")
-        x16 = F.round16(x_seq.double()).reshape(steps, n, *p.input.shape)
+        x16 = host_input(x_seq, p.input.kind == "spikes").reshape(steps, n, *p.input.shape)
         if n < p.batch:
-            x16 = torch.cat([x16, F.zeros(steps, p.batch - n, *p.input.shape)], dim=1)
+            x16 = torch.cat([x16, x16.new_zeros(steps, p.batch - n, *p.input.shape)], dim=1)
         if p.input.tstride == 0:
             if not dedup_steps(x16):
                 raise ValueError("this device program takes direct-encoded input (the same at every step)")
@@ -298,7 +334,8 @@ class DeviceBackend:
 
     def device_report(self) -> dict:
         """Device figures for the training report: cycles, engine utilisation, DRAM bytes and
-        AXI transactions (0 with block-RAM DRAM) per step."""
+        AXI transactions (0 with block-RAM DRAM) per step, and how the input crosses DRAM
+        (``"spikes"``: bits, or ``"binary16"``)."""
         steps = max(self.totals["steps"], 1)
         cycles = self.totals["cycles"]
         return {
@@ -316,6 +353,7 @@ class DeviceBackend:
             "axi_transactions_per_step": self.totals["axi_transactions"] / steps,
             "overflow_steps": self.overflow_steps,
             "descriptors": {"forward": len(self.program.forward), "backward": len(self.program.backward)},
+            "input": "spikes" if self.program.input.kind == "spikes" else "binary16",
         }
 
     def close(self):

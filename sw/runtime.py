@@ -134,7 +134,7 @@ class TrainConfig:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ignored}
 
 
-def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool):
+def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool, spike_input: bool):
     if config.precision == "fp32":
         return Fp32Backend(model, config.optimizer, config.lr, config.momentum, config.k_lr_scale)
     if config.optimizer != "sgd":
@@ -143,7 +143,8 @@ def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool
         raise ValueError("--precision fp16-hw implements the detached reset path (docs/numerics.md §4.1); "
                          "add --detach-reset (and use it in the fp32 run you compare with)")
     if config.device == "golden":
-        return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale)
+        return HwBackend(model, lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale,
+                         spike_input=spike_input)
     from .device_backend import DeviceBackend, core_kwargs_for, open_device
     return DeviceBackend(model, lambda words: open_device(config.device, words, cores=config.cores,
                                                           simulator=config.simulator,
@@ -151,7 +152,7 @@ def _make_backend(config: TrainConfig, model: SpikingNetwork, direct_input: bool
                                                           dram=config.dram),
                          lr=config.lr, momentum=config.momentum, loss_scale=config.loss_scale,
                          batch_size=config.batch_size, steps=config.T, direct_input=direct_input,
-                         cores=config.cores)
+                         spike_input=spike_input, cores=config.cores)
 
 
 class SequenceInputs:
@@ -197,7 +198,8 @@ def train(config: TrainConfig, progress: bool = True,
 
     torch.manual_seed(config.seed)
     model = SpikingNetwork(config.model, data.input_shape, data.n_classes, config.neuron_config())
-    backend = _make_backend(config, model, direct_input=not data.temporal and data.encoding == "direct")
+    backend = _make_backend(config, model, direct_input=not data.temporal and data.encoding == "direct",
+                            spike_input=data.spikes)
     shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
     encode_gen = torch.Generator().manual_seed(config.seed + 2)
 

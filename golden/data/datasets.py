@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from .digits import DIGITS_SHAPE, load_digits_split
-from .encoders import ENCODERS, get_encoder
+from .encoders import ENCODERS, SPIKE_ENCODERS, get_encoder
 from .events import (GESTURE_SENSOR, NMNIST_SENSOR, AEDAT2_SENSOR, read_aedat2, read_aedat3,
                      read_gesture_labels, read_nmnist, split_by_labels)
 from .frames import SPLIT_BY, events_to_frames
@@ -95,6 +95,9 @@ class Dataset:
     class_names : tuple of str
     meta : dict
         Provenance: where the data came from, split rule, generation details.
+    spikes : bool (property)
+        Every input the network sees is 0 or 1 (binarized frames, or a spike encoder): the
+        hardware takes it as spikes (``HwExactNetwork(spike_input=True)``).
     """
 
     name: str
@@ -109,6 +112,13 @@ class Dataset:
     encoding: str | None
     class_names: tuple = ()
     meta: dict = field(default_factory=dict)
+
+    @property
+    def spikes(self) -> bool:
+        """Every input the network sees is 0 or 1: binarized frames, or a spike encoder."""
+        if self.temporal:
+            return bool(self.meta.get("binarize"))
+        return self.encoding in SPIKE_ENCODERS
 
     def encode(self, x: torch.Tensor, *, generator: torch.Generator | None = None
                ) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["direct", "rate", "latency", "ENCODERS", "get_encoder", "encode"]
+__all__ = ["direct", "rate", "latency", "ENCODERS", "SPIKE_ENCODERS", "get_encoder", "encode"]
 
 
 def _check_T(T: int) -> int:
@@ -133,6 +133,10 @@ ENCODERS: dict[str, Callable[..., torch.Tensor]] = {
     "rate": rate,
     "latency": latency,
 }
+
+
+#: Encoders whose output is spikes (every value 0 or 1).
+SPIKE_ENCODERS = ("rate", "latency")
 
 
 def get_encoder(name: str) -> Callable[..., torch.Tensor]:

@@ -274,11 +274,12 @@ class Program:
 
     def input_words(self, x_seq: torch.Tensor) -> np.ndarray:
         """The words of :attr:`input` for ``x_seq [T, N, …]``, rounded to binary16 (the host's
-        job, numerics.md §7); with direct input every step must be the same and only step 0 is
-        stored.  A driver writes them at ``input.addr``."""
+        job, numerics.md §7) or packed as spikes (a network with spike input: every value 0 or
+        1); with direct input every step must be the same and only step 0 is stored.  A driver
+        writes them at ``input.addr``."""
         if tuple(x_seq.shape[:2]) != (self.steps, self.batch):
             raise ValueError(f"expected input [{self.steps}, {self.batch}, …], got {tuple(x_seq.shape)}")
-        x16 = F.round16(x_seq.double())
+        x16 = FW.host_input(x_seq, self.input.kind == "spikes")
         if self.input.tstride == 0:
             if not FW.dedup_steps(x16):
                 raise ValueError("this program was compiled for direct input: every step must be the same")
@@ -329,7 +330,7 @@ def _layers(net) -> list[_Layer]:
         if st.kind == "flatten":
             shape = (math.prod(shape),)
         elif st.kind in ("fc", "conv"):
-            analog = not layers
+            analog = not layers and not net.spike_input
             if st.kind == "fc":
                 cur = _Layer(st.index, "fc", shape[0], (1, 1), net.weights[st.index].shape[0], (1, 1),
                              analog=analog)
@@ -447,7 +448,8 @@ class _Builder:
                 self.moms.append(a.buffer(f"m{L.index}", "half", 1, L.out_total, shape, per_sample=True))
         first = self.layers[0]
         in_shape = (first.in_total, *first.in_hw) if first.kind == "conv" else (first.in_total,)
-        self.input = a.buffer("x", "half", steps, batch, in_shape, per_sample=direct_input)
+        self.input = a.buffer("x", "spikes" if net.spike_input else "half", steps, batch, in_shape,
+                              per_sample=direct_input)
         body = self.layers[:-1]
         self.H = [a.buffer(f"H{L.index}", "half", steps, batch, L.out_shape) for L in body]
         self.S = [a.buffer(f"S{L.index}", "spikes", steps, batch, L.pooled_shape) for L in body]
@@ -712,7 +714,8 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
         here (:class:`CompileError`).
     direct_input : bool
         The input is the same at every step (direct encoding): it is stored once per sample and
-        FP computes the first layer's currents once.
+        FP computes the first layer's currents once.  (``net.spike_input``: the input is spikes,
+        stored as bits, and the first layer is event-driven like the others.)
     max_tile : int, optional
         Cap on the neurons/channels of a tile (rounded up to the alignment granule): smaller
         tiles than the scratchpads need.
@@ -741,6 +744,10 @@ def compile(net, batch: int, core: D.CoreParams = D.CoreParams(), steps: int = 8
                            f"N ≤ {core.max_batch}")
     if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
         raise CompileError(f"cores = {cores!r}: give the number of cores of the device, an int ≥ 1")
+    if direct_input and net.spike_input:
+        raise CompileError("direct input (one binary16 frame per sample, repeated) and spike input "
+                           "(0/1 at every step) exclude each other: compile a spike-input network "
+                           "with direct_input=False")
     b = _Builder(net, batch, core, steps, direct_input, max_tile, base, cores, host_update, fuse)
     programs = b.programs()
     return Program(memory=b.image(programs), base=base, core=core, steps=steps, batch=batch, cores=cores,

@@ -23,7 +23,7 @@ import torch
 from . import fp16 as F
 
 __all__ = ["fc_forward", "conv2d_forward", "conv_output_size", "maxpool_forward",
-           "readout_forward", "dedup_steps"]
+           "readout_forward", "dedup_steps", "host_input"]
 
 
 def _lane_groups(count: int, lanes: int | None):
@@ -160,6 +160,22 @@ def maxpool_forward(spikes: torch.Tensor, kernel: int) -> tuple[torch.Tensor, to
 def dedup_steps(x_seq: torch.Tensor) -> bool:
     """True when every step of ``[T, N, …]`` equals step 0 (direct encoding repeats the input)."""
     return all(torch.equal(x_seq[t], x_seq[0]) for t in range(1, x_seq.shape[0]))
+
+
+def host_input(x_seq: torch.Tensor, spikes: bool) -> torch.Tensor:
+    """The network input as the host sends it: binary16 (rounded), or with ``spikes`` bool
+    spikes — then every value must be 0 or 1 (``ValueError`` names the first that is not)."""
+    if not spikes:
+        return F.round16(x_seq.double())
+    if x_seq.dtype == torch.bool:
+        return x_seq
+    bad = (x_seq != 0) & (x_seq != 1)
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"spike input: every value must be 0 or 1, got {float(x_seq[where])} at "
+                         f"[T, N, …] index {where}; binarize the frames (count > 0), or use a "
+                         f"network built with spike_input=False (binary16 input)")
+    return x_seq != 0
 
 
 def readout_forward(weight: torch.Tensor, spikes: torch.Tensor, inv_steps: torch.Tensor,

@@ -108,12 +108,17 @@ class HwExactNetwork:
         The neuron unit's registers.
     overflow_steps : int
         Steps whose update was skipped because a gradient overflowed.
+    spike_input : bool
+        The input is spikes (every value 0 or 1: binarized event frames, rate coding): the
+        first layer runs event-driven on them as every other layer does, and they cross DRAM
+        as bits.  False: binary16 values, the first layer in MAC mode.
     """
 
     def __init__(self, stages, weights, neuron: N.NeuronParams, input_shape, lr: float,
                  loss_scale: float = 1024.0, momentum: float = 0.0, modules=None,
-                 wg_accumulator: str = "exact"):
+                 wg_accumulator: str = "exact", spike_input: bool = False):
         self.stages = list(stages)
+        self.spike_input = bool(spike_input)
         self.weights = [w.detach().to(F.HALF).clone() for w in weights]
         self.neuron = neuron
         self.input_shape = tuple(input_shape)
@@ -168,7 +173,8 @@ class HwExactNetwork:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_float(cls, model, lr: float, loss_scale: float = 1024.0, momentum: float = 0.0,
-                   force_detach_reset: bool = False, wg_accumulator: str = "exact") -> "HwExactNetwork":
+                   force_detach_reset: bool = False, wg_accumulator: str = "exact",
+                   spike_input: bool = False) -> "HwExactNetwork":
         """Convert a float :class:`SpikingNetwork` (weights rounded to binary16).
 
         The hardware implements the **detached** reset path (numerics.md §4.1).  A model built
@@ -176,7 +182,8 @@ class HwExactNetwork:
         gradients then are those of the detached variant).  Unsupported layers (batch norm,
         average pooling, biases), surrogates (``atan``) raise ``ValueError``.
         ``wg_accumulator`` other than ``"exact"`` selects a measurement ablation (sequential FP32
-        or FP16 WG accumulation, FC only) that is *not* the contract.
+        or FP16 WG accumulation, FC only) that is *not* the contract.  ``spike_input``: see the
+        class's members.
         """
         cfg = model.neuron
         if not cfg.detach_reset and not force_detach_reset:
@@ -227,7 +234,7 @@ class HwExactNetwork:
         weights.append(model.readout.weight)
         modules.append(model.readout)
         net = cls(stages, weights, neuron_params, model.input_shape, lr, loss_scale, momentum, modules,
-                  wg_accumulator)
+                  wg_accumulator, spike_input)
         return net
 
     def copy_to(self, model) -> None:
@@ -266,7 +273,7 @@ class HwExactNetwork:
     def _forward(self, x_seq, traces: list | None):
         self._check_input(x_seq)
         steps = x_seq.shape[0]
-        x = F.round16(x_seq.double())                       # the host sends binary16 inputs
+        x = FW.host_input(x_seq, self.spike_input)
         saved = []
         cur = x
         lt = None

@@ -9,7 +9,7 @@ from trident.golden.hw.compiler import CompileError
 from trident.golden.network import SpikingNetwork
 from trident.golden.neurons import NeuronConfig
 from trident.golden.training import HwBackend
-from trident.sw.device_backend import DeviceBackend, open_device
+from trident.sw.device_backend import AxiPort, DeviceBackend, open_device
 from trident.sw.runtime import TrainConfig, train
 
 
@@ -34,6 +34,17 @@ def test_golden_soc_trains_to_the_golden_models_weights(tmp_path, neuron, reset,
     assert figures["transport"] == "golden"
     assert figures["dram_bytes_per_step"] > 0 and figures["overflow_steps"] == 0
     assert json.loads((tmp_path / "golden-soc.json").read_text())["device_figures"] == figures
+
+
+def test_spike_input_data_train_as_spikes_on_the_device(tmp_path):
+    """Rate-coded digits are 0/1: the runtime compiles the network for spike input (bits in
+    DRAM, an event-driven first layer), and the golden model agrees bit for bit."""
+    reports = [train(_config(tmp_path, device, model="conv4k3p1,maxpool2,fc16", encoding="rate"),
+                     progress=False) for device in ("golden", "golden-soc")]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    assert reports[1]["device_figures"]["input"] == "spikes"
+    direct = train(_config(tmp_path, "golden-soc", model="conv4k3p1,maxpool2,fc16", epochs=1), progress=False)
+    assert direct["device_figures"]["input"] == "binary16"
 
 
 def test_resume_on_the_device_continues_exactly(tmp_path):
@@ -69,12 +80,14 @@ def test_a_model_too_large_for_the_core_is_refused_before_a_device_opens():
     assert opened == []
 
 
-def test_device_backend_matches_hw_backend_step_by_step_with_a_partial_batch():
+@pytest.mark.parametrize("spike_input", [False, True], ids=["binary16-input", "spike-input"])
+def test_device_backend_matches_hw_backend_step_by_step_with_a_partial_batch(spike_input):
     torch.manual_seed(1)
     model = SpikingNetwork("mlp-small", (1, 8, 8), 10, NeuronConfig(kind="lif", detach_reset=True))
-    ref = HwBackend(model, lr=0.2, momentum=0.9)
+    ref = HwBackend(model, lr=0.2, momentum=0.9, spike_input=spike_input)
     dev = DeviceBackend(model, lambda words: open_device("golden-soc", words), lr=0.2, momentum=0.9,
-                        loss_scale=1024.0, batch_size=8, steps=3, direct_input=False)
+                        loss_scale=1024.0, batch_size=8, steps=3, direct_input=False, spike_input=spike_input)
+    assert dev.program.input.kind == ("spikes" if spike_input else "half")
     g = torch.Generator().manual_seed(2)
     for n in (8, 5, 8):
         x = (torch.rand(3, n, 1, 8, 8, generator=g) < 0.3).float()
@@ -88,6 +101,13 @@ def test_device_backend_matches_hw_backend_step_by_step_with_a_partial_batch():
     assert torch.equal(dev.predict(x), ref.predict(x))
     with pytest.raises(ValueError, match="compiled for T = 3"):
         dev.train_step(torch.zeros(4, 8, 1, 8, 8), torch.zeros(8, dtype=torch.long))
+
+
+def test_axi_port_options_need_the_simulated_axi_soc():
+    with pytest.raises(ValueError, match="dram='axi'"):
+        open_device("golden-soc", 1 << 16, axi=AxiPort(max_burst=4))
+    with pytest.raises(ValueError, match="dram='axi'"):
+        open_device("sim", 1 << 16, axi=AxiPort(), dram="bram")
 
 
 def test_a_block_ram_device_is_not_asked_for_axi_counters():

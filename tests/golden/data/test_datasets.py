@@ -20,6 +20,8 @@ def test_digits():
     assert rated.x_train.shape == (10, 1, 8, 8)
     g = torch.Generator().manual_seed(0)
     assert set(rated.encode(rated.x_test, generator=g).unique().tolist()) <= {0.0, 1.0}
+    assert rated.spikes and not ds.spikes
+    assert load_dataset("digits", 6, encoding="latency", subset=10).spikes
 
 
 def test_bad_arguments():
@@ -43,6 +45,7 @@ def test_nmnist_synth(tmp_path):
     assert ds.temporal and ds.encoding is None and ds.input_shape == (2, 34, 34)
     assert ds.x_train.shape == (2, 5, 2, 34, 34) and ds.x_test.shape == (2, 5, 2, 34, 34)
     assert set(ds.x_train.unique().tolist()) == {0.0, 1.0}      # binarised
+    assert ds.spikes
     _, labels = digits_arrays()
     train, test = digits_split_indices()
     assert ds.y_train.tolist() == labels[train[:2]].tolist()
@@ -50,6 +53,7 @@ def test_nmnist_synth(tmp_path):
     assert ds.encode(ds.x_train).shape == (5, 2, 2, 34, 34)
     counts = load_dataset("nmnist-synth", 5, root=tmp_path, subset=2, binarize=False)
     assert counts.meta["generated"] == 0 and counts.x_train.max() > 1
+    assert not counts.spikes
     assert torch.equal(counts.x_train > 0, ds.x_train > 0)
 
 

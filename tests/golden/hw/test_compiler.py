@@ -18,17 +18,17 @@ from trident.golden.neurons import NeuronConfig
 CORE = D.CoreParams()
 
 
-def mlp(momentum):
+def mlp(momentum, spike_input=False):
     """MLP 64-32-10, LIF, sigmoid surrogate, hard reset; scaled so that every layer spikes."""
     torch.manual_seed(0)
     m = SpikingNetwork("fc32", (64,), 10, NeuronConfig(kind="lif", tau=2.0, detach_reset=True, surrogate="sigmoid"))
     with torch.no_grad():
         m.body[0].weight.mul_(3.0)
         m.readout.weight.mul_(4.0)
-    return HwExactNetwork.from_float(m, lr=0.5, momentum=momentum)
+    return HwExactNetwork.from_float(m, lr=0.5, momentum=momentum, spike_input=spike_input)
 
 
-def cnn(momentum):
+def cnn(momentum, spike_input=False):
     """conv 1×8×8 → 4 (K = 3, p = 1), KLIF soft reset, max pool 2, fc 16, readout 4."""
     torch.manual_seed(0)
     cfg = NeuronConfig(kind="klif", tau=2.0, detach_reset=True, surrogate="triangle", v_reset=None, k_init=0.8)
@@ -37,7 +37,7 @@ def cnn(momentum):
         for layer in m.body:
             if hasattr(layer, "weight"):
                 layer.weight.mul_(4.0)
-    return HwExactNetwork.from_float(m, lr=0.1, momentum=momentum)
+    return HwExactNetwork.from_float(m, lr=0.1, momentum=momentum, spike_input=spike_input)
 
 
 def mlp_batch(seed=1, steps=4, n=8):
@@ -113,6 +113,46 @@ def test_cnn_training_step_is_bit_exact(momentum, kw):
     ops = [d.op for d in prog.forward if d.layer == D.LayerType.CONV]
     assert len(ops) == (2 if kw else 1)                             # 4 channels in tiles of 2
     assert any(d.pool == 2 for d in prog.forward)
+
+
+@pytest.mark.parametrize("network,batch", [(mlp, mlp_batch), (cnn, cnn_batch)], ids=["mlp", "cnn"])
+def test_spike_input_training_step_is_bit_exact(network, batch):
+    """Spike input: the input crosses DRAM as bits and the first layer is event-driven (no
+    MAC-mode descriptor); the device still equals ``HwExactNetwork`` bit for bit."""
+    x, y = batch()
+    spikes = x > 0.6
+    prog, _ = check_step(network(0.9, spike_input=True), spikes.float(), y)
+    assert prog.input.kind == "spikes"
+    assert prog.input.pitch == -(-prog.input.elements // D.SPIKES_PER_WORD)
+    assert not any(d.analog for d in prog.forward + prog.backward)
+    analog = C.compile(network(0.9), x.shape[1], CORE, steps=x.shape[0])
+    assert prog.input.size * 8 < analog.input.size                 # 64 inputs: 2 words, not 32
+
+
+@pytest.mark.parametrize("network,batch", [(mlp, mlp_batch), (cnn, cnn_batch)], ids=["mlp", "cnn"])
+def test_spike_input_gives_the_binary16_paths_bits(network, batch):
+    """On 0/1 inputs the event-driven first layer computes exactly what MAC mode computes
+    (fma(W, 1, acc) = RNE(acc + W); δI·1 = δI): same losses and weights, step after step."""
+    x, y = batch()
+    spikes = (x > 0.6).float()
+    mac, event = network(0.9), network(0.9, spike_input=True)
+    for _ in range(3):
+        assert mac.train_step(spikes, y)[0] == event.train_step(spikes, y)[0]
+    for a, b in zip(mac.weights, event.weights):
+        assert_same(a, b, "weights")
+    assert any(not torch.equal(a, b) for a, b in zip(mac.weights, network(0.9).weights))
+
+
+def test_spike_input_refuses_other_values_and_direct_input():
+    net = mlp(0.0, spike_input=True)
+    x, y = mlp_batch()
+    with pytest.raises(ValueError, match=r"every value must be 0 or 1, got 0\.\d+ at \[T, N, …\] index"):
+        net.step(x, y)
+    prog = C.compile(net, x.shape[1], CORE, steps=x.shape[0])
+    with pytest.raises(ValueError, match="every value must be 0 or 1"):
+        prog.input_words(x)
+    with pytest.raises(C.CompileError, match="exclude each other"):
+        C.compile(net, x.shape[1], CORE, steps=x.shape[0], direct_input=True)
 
 
 def test_the_image_holds_the_packed_programs():

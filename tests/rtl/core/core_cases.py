@@ -278,10 +278,12 @@ def bad_programs(rng, core_params, good_first=True):
 
 
 def network(core_params, arch="fc12", inputs=16, classes=4, steps=2, batch=2, kind="lif",
-            surrogate="rectangular", soft_reset=False, momentum=0.0, direct_input=False, seed=0):
+            surrogate="rectangular", soft_reset=False, momentum=0.0, direct_input=False,
+            spike_input=False, seed=0):
     """A training step of a small network (``inputs``: a count, or a map shape ``(C, H,
-    W)`` for a CNN): ``(Case, host)``; the case runs the forward then the backward program,
-    ``host(memory)`` writes ``G`` in between (the host's part)."""
+    W)`` for a CNN; ``spike_input``: 0/1 inputs, an event-driven first layer): ``(Case,
+    host)``; the case runs the forward then the backward program, ``host(memory)`` writes
+    ``G`` in between (the host's part)."""
     torch.manual_seed(seed)
     cfg = NeuronConfig(kind=kind, tau=2.0, detach_reset=True, surrogate=surrogate,
                        v_reset=None if soft_reset else 0.0, k_init=0.8)
@@ -292,12 +294,14 @@ def network(core_params, arch="fc12", inputs=16, classes=4, steps=2, batch=2, ki
             if hasattr(layer, "weight"):
                 layer.weight.mul_(3.0)
         model.readout.weight.mul_(4.0)
-    net = HwExactNetwork.from_float(model, lr=0.5, momentum=momentum)
+    net = HwExactNetwork.from_float(model, lr=0.5, momentum=momentum, spike_input=spike_input)
     prog = C.compile(net, batch, core_params, steps=steps, direct_input=direct_input)
     g = torch.Generator().manual_seed(seed + 1)
     x = torch.rand(batch, *shape, generator=g)
     x[torch.rand(batch, *shape, generator=g) < 0.3] = 0
     x_seq = x.unsqueeze(0).expand(steps, *x.shape).clone()
+    if spike_input:
+        x_seq = (torch.rand(x_seq.shape, generator=g) < x_seq).float()     # rate coding
     labels = torch.randint(0, classes, (batch,), generator=g)
     mem = prog.memory.copy()
     prog.write_input(mem, x_seq)

@@ -74,15 +74,18 @@ def test_conv_layers(simulator):
           f"sim {info['sim_s']:.1f} s")
 
 
-#: (architecture, input maps): the second's 9×9 maps are tiled two maps at a time, and each
-#: tile's row of spikes ends in a ragged line that no pooling window takes, after the tile's
-#: last pooled word (a spike word left in the forward pipe once broke the next tile)
-CNNS = (("conv4k3p1,maxpool2,conv6k3s2,fc12", (2, 8, 8)),
-        ("conv8k3p1,maxpool2,fc12", (2, 9, 9)))
+#: (architecture, input maps, spike input): the second's 9×9 maps are tiled two maps at a
+#: time, and each tile's row of spikes ends in a ragged line that no pooling window takes,
+#: after the tile's last pooled word (a spike word left in the forward pipe once broke the
+#: next tile); the third takes 0/1 input as spikes (an event-driven first layer)
+CNNS = (("conv4k3p1,maxpool2,conv6k3s2,fc12", (2, 8, 8), False),
+        ("conv8k3p1,maxpool2,fc12", (2, 9, 9), False),
+        ("conv4k5s2p2,maxpool2,fc12", (2, 14, 14), True))
 
 
-@pytest.mark.parametrize("arch,inputs", CNNS, ids=[a for a, _ in CNNS])
-def test_cnn_training_step(arch, inputs):
+@pytest.mark.parametrize("arch,inputs,spike_input", CNNS,
+                         ids=[a + ("-spike-input" if s else "") for a, _, s in CNNS])
+def test_cnn_training_step(arch, inputs, spike_input):
     """A whole training step of a compiled CNN (conv-KLIF-maxpool, …, readout; soft reset,
     triangle surrogate, momentum, T = 3, N = 2) on Verilator: forward program, the host's
     ``G``, backward program."""
@@ -90,7 +93,8 @@ def test_cnn_training_step(arch, inputs):
     require_simulator(simulator)
     case, host, prog, _, _ = K.network(PARAMS, arch=arch, inputs=inputs, classes=4, steps=3,
                                        batch=2, kind="klif", surrogate="triangle",
-                                       soft_reset=True, momentum=0.9)
+                                       soft_reset=True, momentum=0.9, spike_input=spike_input)
+    assert prog.input.kind == ("spikes" if spike_input else "half")
     gold, statuses = K.golden_with_host(case, host, PARAMS)
     g = prog.grad_logits
     patch = [(a, int(gold[a])) for a in range(g.addr, g.addr + g.size)]
