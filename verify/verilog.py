@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +115,49 @@ class VerilogModule:
         return dut
 
 
+#: A ``$meminit_v2`` cell of RTLIL whose data are all zeros.
+_ZERO_MEMINIT = re.compile(r"^  cell \$meminit_v2 \S+\n(?:    .*\n)*?    connect \\DATA \d+'0+\n"
+                           r"(?:    .*\n)*?  end\n", re.MULTILINE)
+#: A memory's declaration in Yosys' Verilog: width, name (escaped names end in a space), depth.
+_MEMORY = re.compile(r"^  reg (?:\[(\d+):0\] )?(\S+ ?) \[(\d+):0\];\n", re.MULTILINE)
+
+
+def _zero_memories_by_loop(text):
+    """``text`` (RTLIL) without its all-zero memory initialisers, and a function that gives
+    the Verilog of it a zero-initialising loop for every memory left without an initialiser.
+
+    Amaranth writes every memory's initial value word by word; for a large memory (the
+    simulated SoC's block-RAM DRAM: 2^21 words) Yosys and the simulators' compilers take
+    minutes over those words.  A loop says the same in two lines."""
+    stripped = _ZERO_MEMINIT.sub("", text)
+
+    def restore(verilog):
+        out, pos = [], 0
+        for k, decl in enumerate(_MEMORY.finditer(verilog)):
+            out.append(verilog[pos:decl.end()])
+            pos = decl.end()
+            width, name, last = int(decl[1] or 0) + 1, decl[2], decl[3]
+            if f"    {name}[0] = " not in verilog:          # else it keeps a non-zero initialiser
+                var = f"\\trident_zero${k} "
+                out.append(f"  integer {var};\n  initial for ({var}= 0; {var}<= {last}; {var}= {var}+ 1) "
+                           f"{name}[{var}] = {width}'d0;\n")
+        out.append(verilog[pos:])
+        return "".join(out)
+    return stripped, restore
+
+
 def _optimized_verilog(component, name, ports=None):
-    """Verilog after Yosys ``opt``: same logic, ~10x fewer nets (Icarus runs ~2x faster)."""
+    """Verilog after Yosys ``opt``: same logic, ~10x fewer nets (Icarus runs ~2x faster);
+    memories that start at zero are zeroed by a loop (:func:`_zero_memories_by_loop`)."""
     from amaranth._toolchain.yosys import find_yosys
     from amaranth.back import rtlil
 
-    text = rtlil.convert(component, name=name, emit_src=False, ports=ports)
+    text, restore = _zero_memories_by_loop(rtlil.convert(component, name=name, emit_src=False,
+                                                         ports=ports))
     yosys = find_yosys(lambda ver: ver >= (0, 40))
     script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "flatten", "opt",
                          "opt_clean -purge", "write_verilog -noattr -norename"])
-    return yosys.run(["-q", "-"], script, ignore_warnings=True)
+    return restore(yosys.run(["-q", "-"], script, ignore_warnings=True))
 
 
 def _with_clock(component):
