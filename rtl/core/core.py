@@ -306,6 +306,25 @@ class TridentCore(wiring.Component):
         update_bad = ((d.a_addr + d.length > dram) | (d.b_addr + d.length > dram)
                       | (d.momentum & (d.c_addr + d.length > dram)))
 
+        # the checks' sums and comparisons end in registers, so only the priority below lies
+        # between them and the sequencer (which gives them a cycle: SETTLE)
+        def settled(name, value):
+            flag = Signal(name=name)
+            m.d.sync += flag.eq(value)
+            return flag
+        update_range = settled("update_range", param_bad | update_bad)
+        zero_size = settled("zero_size", Cat(*[f == 0 for f in sizes]).any())
+        limits = settled("limits", limits)
+        inconsistent = settled("inconsistent", geometry_bad | tiles_bad | inconsistent)
+        weight_cap = settled("weight_cap", (is_op[Opcode.FP] | bp_op)
+                             & (prod["wcap"] > self.weight_depth))
+        state_bad = settled("state_bad", state_bad)
+        inputs_bad = settled("inputs_bad", inputs_bad)
+        acc_cap = settled("acc_cap", wg_op & ((prod["acap"] > self.acc_depth)
+                                             | (groups_out > self.wg_groups)))
+        out_of_dram = settled("out_of_dram", param_bad | out_of_dram)
+        misaligned = settled("misaligned", misaligned)
+
         err = Signal(4)
         with m.If(op >= len(Opcode)):
             m.d.comb += err.eq(ErrorCode.BAD_OPCODE)
@@ -314,7 +333,7 @@ class TridentCore(wiring.Component):
         with m.Elif(is_op[Opcode.UPDATE]):
             with m.If(d.length == 0):
                 m.d.comb += err.eq(ErrorCode.ZERO_SIZE)
-            with m.Elif(param_bad | update_bad):
+            with m.Elif(update_range):
                 m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)
         with m.Elif((d.layer == 3) | (is_op[Opcode.BPN] & readout)):
             m.d.comb += err.eq(ErrorCode.BAD_LAYER)
@@ -325,21 +344,21 @@ class TridentCore(wiring.Component):
         with m.Elif(((d.layer == LayerType.CONV) & (not self.conv))
                     | (d.analog & (is_op[Opcode.FP] | wg_op) & (not self.mac))):
             m.d.comb += err.eq(ErrorCode.UNSUPPORTED)
-        with m.Elif(Cat(*[f == 0 for f in sizes]).any()):
+        with m.Elif(zero_size):
             m.d.comb += err.eq(ErrorCode.ZERO_SIZE)
         with m.Elif(limits):
             m.d.comb += err.eq(ErrorCode.SIZE_LIMIT)
-        with m.Elif(geometry_bad | tiles_bad | inconsistent):
+        with m.Elif(inconsistent):
             m.d.comb += err.eq(ErrorCode.INCONSISTENT)
-        with m.Elif((is_op[Opcode.FP] | bp_op) & (prod["wcap"] > self.weight_depth)):
+        with m.Elif(weight_cap):
             m.d.comb += err.eq(ErrorCode.WEIGHT_CAPACITY)
         with m.Elif(state_bad):
             m.d.comb += err.eq(ErrorCode.STATE_CAPACITY)
         with m.Elif(inputs_bad):
             m.d.comb += err.eq(ErrorCode.INPUT_CAPACITY)
-        with m.Elif(wg_op & ((prod["acap"] > self.acc_depth) | (groups_out > self.wg_groups))):
+        with m.Elif(acc_cap):
             m.d.comb += err.eq(ErrorCode.ACC_CAPACITY)
-        with m.Elif(param_bad | out_of_dram):
+        with m.Elif(out_of_dram):
             m.d.comb += err.eq(ErrorCode.ADDRESS_RANGE)
         with m.Elif(misaligned):
             m.d.comb += err.eq(ErrorCode.MISALIGNED)
@@ -777,7 +796,7 @@ class TridentCore(wiring.Component):
                         m.next = "MUL"
                         # END, UPDATE and bad opcodes need none of the products
                         with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= len(Opcode))):
-                            m.next = "CHECK"
+                            m.next = "SETTLE"
             with m.State("MUL"):
                 m.d.sync += [mul_bit.eq(mul_bit + 1), mul_acc.eq(mul_next)]
                 with m.If(mul_bit == 15):
@@ -787,7 +806,9 @@ class TridentCore(wiring.Component):
                             with m.Case(k):
                                 m.d.sync += prod[name].eq(mul_next)
                     with m.If(mul_k == len(products) - 1):
-                        m.next = "CHECK"
+                        m.next = "SETTLE"
+            with m.State("SETTLE"):     # the checks' registers take the last product
+                m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += fetched.eq(1)
                 m.d.sync += [word_cnt.eq(0), sent.eq(0)]

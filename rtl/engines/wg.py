@@ -25,6 +25,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..fp16 import FPMul, Float16
+from ..fp16.bits import trailing_zeros
 from .compress import EventCompressor
 from .fixed import TERM_BITS, fixed_normalize, fixed_round, float16_to_fixed, special_flags
 from .fp import _bits_for, _clog2
@@ -408,6 +409,8 @@ class WGEngine(wiring.Component):
         m.submodules.compress = comp
         row_loaded = Signal()               # the row's G delta words are held
         nz = Signal(P)                      # groups of the row with a non-zero delta
+        nz_any = Signal()                   # ... at least one
+        nz_more = Signal()                  # ... at least two
         row_skip = Signal()                 # ... none
         d_word = Signal(range(P))           # delta words of the row taken so far
         rows_in = Signal(rbits)             # rows covered by the deltas taken
@@ -430,12 +433,17 @@ class WGEngine(wiring.Component):
             with m.Else():
                 m.d.sync += reuse.eq(reuse - 1)
         row_nz = Signal(P)                  # nz with the word being taken
-        m.d.comb += row_nz.eq(Mux(d_word == 0, 0, nz) | Mux(zero_word, 0, Const(1, P) << d_word))
+        first = d_word == 0
+        m.d.comb += row_nz.eq(Mux(first, 0, nz) | Mux(zero_word, 0, Const(1, P) << d_word))
+        # a word adds at most one group: counted as the words come, not from row_nz
+        row_any = (nz_any & ~first) | ~zero_word
         with m.If(take_delta):
-            m.d.sync += [nz.eq(row_nz), d_word.eq(Mux(last_word, 0, d_word + 1))]
+            m.d.sync += [nz.eq(row_nz), d_word.eq(Mux(last_word, 0, d_word + 1)),
+                         nz_any.eq(row_any),
+                         nz_more.eq((nz_more & ~first) | (nz_any & ~first & ~zero_word))]
             with m.If(last_word):
                 m.d.sync += [row_loaded.eq(1), rows_in.eq(rows_in + cfg.delta_rows),
-                             reuse.eq(cfg.delta_rows - 1), row_skip.eq(row_nz == 0)]
+                             reuse.eq(cfg.delta_rows - 1), row_skip.eq(~row_any)]
         m.d.comb += [
             comp.n_in.eq(self.cmd.payload.n_in),
             comp.mac.eq(self.cmd.payload.mac if mac_support else 0),
@@ -449,17 +457,19 @@ class WGEngine(wiring.Component):
         # ---- pairs: an event with each non-zero group (issue I, then P with the buffers) --
         event = comp.o.valid & ~comp.o.payload.end & ~row_skip & tab_ready
         pending_groups = Signal(P)          # groups still to pair with the held event
+        pending_more = Signal()             # ... at least two
         fresh = Signal(init=1)             # the held event has not been paired yet
         remaining = Mux(fresh, nz, pending_groups)
         g_sel = Signal(range(P))
-        for g in reversed(range(P)):        # the lowest remaining group
-            with m.If(remaining[g]):
-                m.d.comb += g_sel.eq(g)
-        rest = remaining & ~(Const(1, P) << g_sel)
-        last_pair = rest == 0
+        m.d.comb += g_sel.eq(trailing_zeros(remaining))     # the lowest remaining group
+        rest = remaining & (remaining - 1)
+        # from registers: the compressor's ready (and through it the input's and the DMA's)
+        # waits for no priority encoder
+        last_pair = ~Mux(fresh, nz_more, pending_more)
         m.d.comb += comp.o.ready.eq(running & (comp.o.payload.end | row_skip | (tab_ready & last_pair)))
         with m.If(event):
-            m.d.sync += [pending_groups.eq(rest), fresh.eq(last_pair)]
+            m.d.sync += [pending_groups.eq(rest), pending_more.eq((rest & (rest - 1)) != 0),
+                         fresh.eq(last_pair)]
         m.d.comb += [dbuf_rd.addr.eq(g_sel), base_rd.addr.eq(g_sel), dbuf_rd.en.eq(1),
                      base_rd.en.eq(1)]
         p_valid, p_index = Signal(), Signal(ib)
