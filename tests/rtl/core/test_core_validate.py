@@ -1,10 +1,11 @@
 """The core's descriptor checks against ``descriptors.validate``, field by field.
 
-The sequencer's validation is combinational on the descriptor and the products of its
-shift-and-add loop; this test drives it directly (products computed by the testbench as
-the loop would), so thousands of descriptors run in seconds: every descriptor of compiled
-MLP and CNN training steps (all valid), and random mutations of them (one to three fields
-changed), each compared with the golden's error code.
+The sequencer's validation works on the descriptor and the products of its shift-and-add
+loop, its sums and comparisons registered (the sequencer's SETTLE cycle) before the error
+priority; this test drives it directly, one clock cycle per descriptor (products computed by
+the testbench as the loop would), so thousands of descriptors run in seconds: every
+descriptor of compiled MLP and CNN training steps (all valid), and random mutations of them
+(one to three fields changed), each compared with the golden's error code.
 """
 
 import dataclasses
@@ -100,12 +101,14 @@ def _run(core, descs):
             for name, a, b in dut.products:        # the loop's operands: a 16, b 32 bits
                 ctx.set(dut.prod[name], ((ctx.get(a) & 0xFFFF) * (ctx.get(b) & 0xFFFFFFFF))
                         & ((1 << 48) - 1))
+            await ctx.tick()                       # SETTLE: the checks' registers
             want = D.validate(desc, params)
             got = ctx.get(dut.err)
             if got != want:
                 mismatches.append((desc, want.name, D.ErrorCode(got).name))
 
     sim = Simulator(dut)
+    sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
     return mismatches
