@@ -75,7 +75,8 @@ def _backend(kind, arch, shape, classes, spikes, core_kwargs, steps, batch):
 
 def model_step(net, x, y) -> dict:
     """One step on the golden device: the descriptor model's DRAM words (forward / backward,
-    read / written), the host's words, and the weights the runtime's step ends with."""
+    read / written), the host's words, and the weights it ends with (as the runtime's
+    ``DeviceBackend.weights()`` names them)."""
     name, arch, shape, classes, spikes, core_kwargs = net
     steps, batch = x.shape[:2]
     backend = _backend("golden-soc", arch, shape, classes, spikes, core_kwargs, steps, batch)
@@ -84,8 +85,7 @@ def model_step(net, x, y) -> dict:
     t0 = time.perf_counter()
     _, _, (fwd, bwd) = P.train_step(program, memory, x.reshape(steps, batch, *program.input.shape), y)
     device_s = time.perf_counter() - t0
-    backend.train_step(x, y)
-    weights = weights_sha256(backend.weights())
+    weights = weights_sha256(dict(zip(backend.names, program.read_weights(memory))) | backend.fixed)
     backend.close()
     return {"words": {"forward_read": fwd.words_read, "forward_written": fwd.words_written,
                       "backward_read": bwd.words_read, "backward_written": bwd.words_written},
