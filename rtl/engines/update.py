@@ -9,7 +9,7 @@ the fused operation (an exponent shift of the exact product), so it costs no rou
 Every weight is updated; nothing is skipped, so signed zeros follow IEEE rules.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,7 +47,8 @@ def update_out_layout(lanes, momentum):
 
 
 class UpdateUnit(wiring.Component):
-    """In-place SGD update of a stream of weight words (``L`` lanes).
+    """In-place SGD update of a stream of weight words (``L`` lanes), on one time-shared
+    FMA.
 
     Per lane: plain SGD ``w' = RNE(w − lr·g·2^−s)``; with the ``momentum`` register set,
     ``m' = RNE(μ·m + g)`` and ``w' = RNE(w − lr·m'·2^−s)`` (PyTorch's SGD with dampening 0:
@@ -56,24 +57,33 @@ class UpdateUnit(wiring.Component):
     at any time; a write takes effect for the words accepted after it (not for a word
     accepted in the same cycle).  The registers reset to zero: write them first.
 
-    The lanes are FPFMA pipelines that never stall; their results go into an output FIFO,
-    and a word is accepted only while the words in flight plus the FIFO's level leave room
-    for it (credits), so none is dropped and ``i.ready`` depends on registers only: no
-    combinational path from ``o.ready`` back into the pipelines or to ``i.ready``.  One word
-    per cycle goes through at full rate.  Latency: ``stages`` cycles (plain build) or
-    ``2·stages`` (momentum build), plus the FIFO's two.
+    One scaled :class:`~..fp16.FPFMA` does every operation, one per cycle: a word takes
+    ``L`` cycles (``2·L`` with momentum, its ``m'`` operations first).  The update reads
+    ``w``, ``g`` [and ``m``] and writes ``w'`` [and ``m'``] through one memory port, 3 [5]
+    memory words per word updated, so the FMA is never what limits an update on the core
+    (docs/engines.md §15); one FMA instead of ``L`` [``2·L``] is its whole purpose.  An
+    ``m'`` coming out of the FMA goes straight back in as its lane's ``w'`` operation, which
+    takes precedence over starting the next operation of the current word.  A word with
+    ``momentum`` 0 starts only when no ``m'`` operation is in flight, so words leave in
+    input order.  Its ``m`` output is zero (not to be written back).
+
+    The FMA never stalls: finished words go into an output FIFO, and a word is accepted
+    only while the words in flight plus the FIFO's level leave room for it (credits), so
+    ``i.ready`` depends on registers only: no combinational path from ``o.ready`` back
+    into the FMA or to ``i.ready``.  Latency (nothing stalled): ``1 + stages + L − 1 + 2``
+    cycles (plain), ``1 + 2·stages + L − 1 + 2`` (momentum): the word register, the FMA,
+    the lanes after the first, the FIFO.
 
     Parameters
     ----------
     lanes : int
         ``L``, binary16 weights per word.
     momentum : bool
-        Build the momentum datapath (a second FMA per lane, the ``m`` fields and the
-        ``mu`` / ``momentum`` registers).
+        Build the momentum path (the ``m`` fields and the ``mu`` / ``momentum`` registers).
     shift_width : int
         Width of the ``shift`` register (s = 0 … 2^shift_width − 1).
     stages : int, optional
-        Pipeline depth of each FMA (default ``FPFMA.DEFAULT_STAGES``).
+        Pipeline depth of the FMA (default ``FPFMA.DEFAULT_STAGES``).
 
     Members
     -------
@@ -88,6 +98,8 @@ class UpdateUnit(wiring.Component):
     ----------
     latency : int
         Cycles from an accepted input word to its output when nothing stalls.
+    cycles_per_word : int
+        FMA operations per word: ``L`` (plain build), ``2·L`` (momentum build).
     """
 
     def __init__(self, lanes=4, *, momentum=False, shift_width=5, stages=None):
@@ -98,7 +110,9 @@ class UpdateUnit(wiring.Component):
         self.momentum = bool(momentum)
         self.shift_width = int(shift_width)
         self.stages = FPFMA.DEFAULT_STAGES if stages is None else int(stages)
-        self.latency = self.stages * (2 if self.momentum else 1) + 2     # + the output FIFO
+        passes = 2 if self.momentum else 1
+        self.cycles_per_word = passes * self.lanes
+        self.latency = 1 + passes * self.stages + self.lanes - 1 + 2
         self.regs_layout = update_regs_layout(self.shift_width, self.momentum)
         self.in_layout = update_in_layout(self.lanes, self.momentum)
         self.out_layout = update_out_layout(self.lanes, self.momentum)
@@ -116,49 +130,77 @@ class UpdateUnit(wiring.Component):
         with m.If(self.regs.valid):
             m.d.sync += regs.eq(self.regs.payload)
 
-        out = CreditBuffer(self.out_layout.size, depth=self.latency + 2)
+        # the word being issued, with the registers of its cycle of acceptance
+        word = Signal(self.in_layout)
+        word_regs = Signal(self.regs_layout)
+        held = Signal()                      # `word` has operations left to start
+        lane = Signal(range(L))
+        last_lane = lane == L - 1
+
+        # words in flight ≤ those of one FMA latency + the held one
+        depth = -(-self.latency // self.cycles_per_word) + 3
+        out = CreditBuffer(self.out_layout.size, depth=depth)
         m.submodules.out = out
-        result = Signal(self.out_layout)
+
+        # tag: kind (1: an m' operation) and what its w' operation needs, or the w'
+        # operation's m'
+        tag = data.StructLayout({"m_op": 1, "x": 16, "lr": 16, "shift": sw})
+        fma = FPFMA(self.stages, scale_width=sw, tag_width=tag.size if self.momentum else 0)
+        m.submodules.fma = fma
+        fi, fo = fma.i.payload, fma.o.payload
+
+        w_l, g_l = word.w[lane], word.g[lane]
+        start = Signal()                     # an operation of `word` starts this cycle
+        if self.momentum:
+            fi_tag, fo_tag = data.View(tag, fi.tag), data.View(tag, fo.tag)
+            m_l = word.m[lane]
+            m_in_flight = Signal(range(self.stages + 2))
+            returning = fma.o.valid & fo_tag.m_op
+            use_m = word_regs.momentum
+            m.d.comb += start.eq(held & ~returning & (use_m | (m_in_flight == 0)))
+            with m.If(returning):            # m' → its lane's w' = w − lr·m'·2^−s
+                m.d.comb += [fi.a.eq(fo_tag.lr), fi.b.eq(fo.z), fi.c.eq(fo_tag.x),
+                             fi.scale.eq(fo_tag.shift), fi.neg_prod.eq(1),
+                             fi_tag.x.eq(fo.z)]
+            with m.Elif(use_m):              # m' = μ·m + g (s = 0: the unscaled product)
+                m.d.comb += [fi.a.eq(word_regs.mu), fi.b.eq(m_l), fi.c.eq(g_l),
+                             fi_tag.m_op.eq(1), fi_tag.x.eq(w_l), fi_tag.lr.eq(word_regs.lr),
+                             fi_tag.shift.eq(word_regs.shift)]
+            with m.Else():                   # plain SGD on a momentum build
+                m.d.comb += [fi.a.eq(word_regs.lr), fi.b.eq(g_l), fi.c.eq(w_l),
+                             fi.scale.eq(word_regs.shift), fi.neg_prod.eq(1)]
+            m.d.comb += fma.i.valid.eq(returning | start)
+            m.d.sync += m_in_flight.eq(m_in_flight + (start & use_m) - returning)
+        else:
+            m.d.comb += [start.eq(held), fma.i.valid.eq(start),
+                         fi.a.eq(word_regs.lr), fi.b.eq(g_l), fi.c.eq(w_l),
+                         fi.scale.eq(word_regs.shift), fi.neg_prod.eq(1)]
+
+        freed = ~held | (start & last_lane)
         accepted = self.i.valid & self.i.ready
-        m.d.comb += [self.i.ready.eq(out.room), out.admit.eq(accepted), out.result.eq(result),
-                     self.o.valid.eq(out.o.valid), self.o.payload.eq(out.o.payload),
-                     out.o.ready.eq(self.o.ready)]
+        m.d.comb += self.i.ready.eq(freed & out.room)
+        with m.If(start):
+            m.d.sync += lane.eq(Mux(last_lane, 0, lane + 1))
+        with m.If(accepted):
+            m.d.sync += [word.eq(self.i.payload), word_regs.eq(regs), held.eq(1)]
+        with m.Elif(freed):
+            m.d.sync += held.eq(0)
 
-        # W ← W − lr·step·2^−s, one rounding per lane
-        upd = [FPFMA(self.stages, scale_width=sw, tag_width=16 if self.momentum else 0)
-               for _ in range(L)]
-        for l, u in enumerate(upd):
-            m.submodules[f"upd{l}"] = u
-            m.d.comb += [u.i.payload.neg_prod.eq(1), u.i.payload.neg_c.eq(0),
-                         result.w[l].eq(u.o.payload.z)]
-        m.d.comb += out.done.eq(upd[0].o.valid)
-
-        if not self.momentum:
-            for l, u in enumerate(upd):
-                m.d.comb += [u.i.valid.eq(accepted), u.i.payload.a.eq(regs.lr),
-                             u.i.payload.b.eq(self.i.payload.g[l]),
-                             u.i.payload.c.eq(self.i.payload.w[l]),
-                             u.i.payload.scale.eq(regs.shift)]
-            return m
-
-        # m' = μ·m + g; w and g (and, in lane 0, the update's registers) ride along in the
-        # tag, so the two FMAs need no delay lines of their own
-        reg_tag = Cat(regs.lr, regs.shift, regs.momentum)
-        mom = [FPFMA(self.stages, tag_width=32 + (len(reg_tag) if l == 0 else 0)) for l in range(L)]
-        lane0 = mom[0].o.payload.tag[32:]
-        lr, shift, use_m = lane0[:16], lane0[16:16 + sw], lane0[16 + sw]
-        for l, (u1, u2) in enumerate(zip(mom, upd)):
-            m.submodules[f"mom{l}"] = u1
-            p = self.i.payload
-            tag = Cat(p.w[l], p.g[l], reg_tag) if l == 0 else Cat(p.w[l], p.g[l])
-            m.d.comb += [u1.i.valid.eq(accepted), u1.i.payload.a.eq(regs.mu),
-                         u1.i.payload.b.eq(p.m[l]), u1.i.payload.c.eq(p.g[l]),
-                         u1.i.payload.neg_prod.eq(0), u1.i.payload.neg_c.eq(0),
-                         u1.i.payload.tag.eq(tag)]
-            w, g = u1.o.payload.tag[:16], u1.o.payload.tag[16:32]
-            new_m = u1.o.payload.z
-            m.d.comb += [u2.i.valid.eq(mom[0].o.valid), u2.i.payload.a.eq(lr),
-                         u2.i.payload.b.eq(Mux(use_m, new_m, g)), u2.i.payload.c.eq(w),
-                         u2.i.payload.scale.eq(shift), u2.i.payload.tag.eq(new_m),
-                         result.m[l].eq(u2.o.payload.tag)]
+        # w' results come in lane order, word by word: gather them into a word
+        result = Signal(self.out_layout)
+        done_w = fma.o.valid & ~fo_tag.m_op if self.momentum else fma.o.valid
+        out_lane = Signal(range(L))
+        gathered = Signal(self.out_layout)
+        with m.If(done_w):
+            m.d.sync += [out_lane.eq(Mux(out_lane == L - 1, 0, out_lane + 1)),
+                         gathered.w[out_lane].eq(fo.z)]
+            if self.momentum:
+                m.d.sync += gathered.m[out_lane].eq(fo_tag.x)
+        m.d.comb += result.eq(gathered)
+        m.d.comb += result.w[L - 1].eq(fo.z)
+        if self.momentum:
+            m.d.comb += result.m[L - 1].eq(fo_tag.x)
+        m.d.comb += [out.admit.eq(accepted), out.done.eq(done_w & (out_lane == L - 1)),
+                     out.result.eq(result)]
+        wiring.connect(m, out.o, wiring.flipped(self.o))
         return m

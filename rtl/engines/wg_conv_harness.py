@@ -149,11 +149,11 @@ def update_mismatches(segments_out, packed):
     return bad
 
 
-def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0):
+def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0, out_cycles=False):
     """Play segments through an :class:`~.update.UpdateUnit` in the Amaranth simulator:
     per segment a register write, then its words (idle cycles and back-pressure at the
     given rates), without waiting between segments.  Returns ``(outputs per segment,
-    packed segments, latencies)``."""
+    packed segments, latencies)``, and with ``out_cycles`` the cycle of each output."""
     from amaranth.hdl import Value
     from amaranth.sim import Simulator
 
@@ -163,8 +163,7 @@ def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0):
     rng = random.Random(seed)
     flat = [(n, x) for n, p in enumerate(packed) for x in p[1]]
     total = len(flat)
-    outs = []
-    lat = []
+    outs, lat, out_at = [], [], []
     i_p, o_p, r_p = (Value.cast(dut.i.payload), Value.cast(dut.o.payload),
                      Value.cast(dut.regs.payload))
 
@@ -192,6 +191,7 @@ def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0):
                 sent += 1
             if o_valid and o_ready:
                 lat.append(cycle - accepted[len(outs)])
+                out_at.append(cycle)
                 outs.append(int(payload))
             cycle += 1
 
@@ -203,7 +203,7 @@ def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0):
     for p in packed:
         per_seg.append(outs[k:k + len(p[1])])
         k += len(p[1])
-    return per_seg, packed, lat
+    return (per_seg, packed, lat, out_at) if out_cycles else (per_seg, packed, lat)
 
 
 def run_cocotb_update(params, simulator, segments, *, idle=0.0, backpressure=0.0,

@@ -138,16 +138,41 @@ def test_update_amaranth(rng, momentum):
     outs, packed, lat = simulate_update(params, segs, idle=0.2, backpressure=0.3,
                                         seed=int(rng.integers(1 << 30)))
     _check(outs, packed, segs)
-    assert min(lat) == params["stages"] * (2 if momentum else 1) + 2   # the latency (FMAs, output FIFO)
+    # the latency: word register, FMA (once: the momentum build's segments include plain
+    # SGD ones), the other lanes, output FIFO
+    assert min(lat) == 1 + params["stages"] + 3 - 1 + 2
 
 
-def test_update_full_rate(rng):
-    """Without idle inputs or back-pressure a word goes in and out every cycle."""
-    params = {"lanes": 2, "momentum": True, "stages": 3}
-    segs = [update_segment(rng, 200, 2, momentum=True)]
-    outs, packed, lat = simulate_update(params, segs)
+@pytest.mark.parametrize("momentum", [False, True], ids=["plain", "momentum"])
+def test_update_fma_busy_every_cycle(rng, momentum):
+    """Without idle inputs or back-pressure the one FMA starts an operation every cycle:
+    ``n`` words take ``n·L`` (``n·2·L``) cycles after the first word's latency.  With
+    momentum a word's ``m'`` results re-enter ahead of the next word's operations, so words
+    leave up to one word's worth of cycles early or late, never further."""
+    params = {"lanes": 2, "momentum": momentum, "stages": 3}
+    segs = [update_segment(rng, 200, 2, momentum=momentum)]
+    outs, packed, lat, out_cycles = simulate_update(params, segs, out_cycles=True)
     assert not update_mismatches(outs, packed)
-    assert set(lat) == {6 + 2}
+    per_word = 2 * (2 if momentum else 1)
+    assert lat[0] == 1 + 3 * (2 if momentum else 1) + 1 + 2
+    late = np.array(out_cycles) - out_cycles[0] - per_word * np.arange(200)
+    assert np.abs(late).max() <= (per_word if momentum else 0)
+    assert out_cycles[-1] - out_cycles[0] <= per_word * 199 + (per_word if momentum else 0)
+
+
+def test_update_words_keep_their_order_across_register_writes(rng):
+    """Momentum and plain segments back to back, without waiting: a plain word may not
+    overtake the ``m'`` operations of the momentum word before it."""
+    params = {"lanes": 2, "momentum": True, "stages": 5}
+    segs = []
+    for k in range(8):
+        seg = update_segment(rng, 3 + k % 3, 2, momentum=True)
+        if k % 2:
+            seg.mu, seg.buf = None, None
+        segs.append(seg)
+    outs, packed, _ = simulate_update(params, segs)
+    bad = update_mismatches(outs, packed)
+    assert not bad, bad[:10]
 
 
 @pytest.mark.parametrize("simulator", SIMULATOR_PARAMS)

@@ -1,0 +1,31 @@
+"""The synthesis helpers: the per-submodule area breakdown on a small unit."""
+
+import pytest
+
+from trident.rtl.engines.synth import BREAKDOWN_CELLS, area_breakdown, breakdown_table
+from trident.rtl.engines.update import UpdateUnit
+
+
+def test_area_breakdown_of_the_update_unit(tmp_path):
+    """The update unit: its one FMA holds its one multiplier, the credit buffer its LUT RAM;
+    the rows add up to the total, and ``depth=2`` splits the buffer into its FIFO."""
+    params = {"lanes": 1, "momentum": True, "stages": 3}
+    res = area_breakdown(UpdateUnit, params, build_dir=tmp_path)
+    rows = {r["name"]: r for r in res["rows"]}
+    assert set(rows) == {"fma", "out", "(own logic)"}
+    assert rows["fma"]["dsp"] == 1 and res["total"]["dsp"] == 1
+    assert rows["fma"]["lut4"] > rows["out"]["lut4"] > 0
+    assert rows["out"]["lut_ram"] > 0 and rows["fma"]["lut_ram"] == 0
+    for key in BREAKDOWN_CELLS:
+        assert res["total"][key] == sum(r[key] for r in res["rows"])
+    assert [r["lut4"] for r in res["rows"]] == sorted((r["lut4"] for r in res["rows"]), reverse=True)
+    table = breakdown_table(res)
+    assert "| fma |" in table and "**total**" in table
+    deeper = {r["name"] for r in area_breakdown(UpdateUnit, params, build_dir=tmp_path,
+                                                 depth=2)["rows"]}
+    assert {"fma", "out", "out.out", "(own logic)"} <= deeper
+
+
+def test_area_breakdown_refuses_depth_zero(tmp_path):
+    with pytest.raises(ValueError, match="depth"):
+        area_breakdown(UpdateUnit, {"lanes": 1}, build_dir=tmp_path, depth=0)
