@@ -36,7 +36,6 @@ import torch
 from trident.golden.hw import compiler as C
 from trident.golden.hw import descriptors as D
 from trident.golden.hw import fp16 as F
-from trident.golden.hw.forward import dedup_steps, host_input
 from trident.golden.hw.network import HwExactNetwork, host_loss_grad
 from trident.golden.training import device_tensor_names
 
@@ -245,14 +244,9 @@ class DeviceBackend:
         if steps != p.steps or n > p.batch:
             raise ValueError(f"the device program was compiled for T = {p.steps} and batches of at most "
                              f"{p.batch}; got T = {steps}, N = {n}")
-        x16 = host_input(x_seq, p.input.kind == "spikes").reshape(steps, n, *p.input.shape)
         if n < p.batch:
-            x16 = torch.cat([x16, x16.new_zeros(steps, p.batch - n, *p.input.shape)], dim=1)
-        if p.input.tstride == 0:
-            if not dedup_steps(x16):
-                raise ValueError("this device program takes direct-encoded input (the same at every step)")
-            x16 = x16[0]
-        self._write(p.input, x16)
+            x_seq = torch.cat([x_seq, x_seq.new_zeros(steps, p.batch - n, *x_seq.shape[2:])], dim=1)
+        self.device.write_mem(p.input.addr, p.input_words(x_seq))
         return n
 
     def _adjust_gradients(self, adjust) -> bool:

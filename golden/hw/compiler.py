@@ -275,11 +275,17 @@ class Program:
     def input_words(self, x_seq: torch.Tensor) -> np.ndarray:
         """The words of :attr:`input` for ``x_seq [T, N, …]``, rounded to binary16 (the host's
         job, numerics.md §7) or packed as spikes (a network with spike input: every value 0 or
-        1); with direct input every step must be the same and only step 0 is stored.  A driver
+        1); with direct input every step must be the same and only step 0 is stored.  A
+        sample may come in any shape with the input's element count (e.g. flat).  A driver
         writes them at ``input.addr``."""
         if tuple(x_seq.shape[:2]) != (self.steps, self.batch):
             raise ValueError(f"expected input [{self.steps}, {self.batch}, …], got {tuple(x_seq.shape)}")
-        x16 = FW.host_input(x_seq, self.input.kind == "spikes")
+        per_sample = math.prod(x_seq.shape[2:])
+        if per_sample != self.input.elements:
+            raise ValueError(f"expected {self.input.elements} input values per sample "
+                             f"(shape {tuple(self.input.shape)}), got {per_sample}")
+        x16 = FW.host_input(x_seq, self.input.kind == "spikes").reshape(
+            self.steps, self.batch, *self.input.shape)
         if self.input.tstride == 0:
             if not FW.dedup_steps(x16):
                 raise ValueError("this program was compiled for direct input: every step must be the same")

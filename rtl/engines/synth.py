@@ -183,7 +183,8 @@ def area_breakdown(cls, params, *, build_dir="build/synth-breakdown", depth=1):
         path = raw.lstrip("\\").split(".")
         if path[:2] != ["top", "dut"]:
             continue                                   # the shell
-        below = path[2:2 + depth]
+        # a transformed instance (ResetInserter, …) gets a `$n` suffix; its name is the path's
+        below = [re.sub(r"\$\d+$", "", part) for part in path[2:2 + depth]]
         name = ".".join(below) if below else "(own logic)"
         row = rows.setdefault(name, {"name": name, **{k: 0 for k in BREAKDOWN_CELLS}})
         cells = info.get("num_cells_by_type", {})
