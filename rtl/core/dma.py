@@ -71,6 +71,8 @@ class AddressGen(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = Signal(self.layout)
+        # the iterations left in each loop, the current one included: counting down to a
+        # constant 1 needs no `count − 1` and no comparison of two counters
         a, b, c = (Signal.like(cfg.count_a, name=n) for n in "abc")
         ptr_a, ptr_b, ptr = (Signal(self.addr_width, name=n) for n in ("ptr_a", "ptr_b", "ptr"))
         running = Signal()
@@ -78,19 +80,19 @@ class AddressGen(wiring.Component):
                      self.addr.valid.eq(running), self.addr.payload.eq(ptr)]
         p = self.cmd.payload
         with m.If(self.cmd.valid & ~running):
-            m.d.sync += [cfg.eq(p), a.eq(0), b.eq(0), c.eq(0),
+            m.d.sync += [cfg.eq(p), a.eq(p.count_a), b.eq(p.count_b), c.eq(p.count_c),
                          ptr_a.eq(p.base), ptr_b.eq(p.base), ptr.eq(p.base),
                          running.eq((p.count_a != 0) & (p.count_b != 0) & (p.count_c != 0))]
         with m.If(self.addr.valid & self.addr.ready):
-            with m.If(c != cfg.count_c - 1):
-                m.d.sync += [c.eq(c + 1), ptr.eq(ptr + cfg.stride_c)]
-            with m.Elif(b != cfg.count_b - 1):
-                m.d.sync += [c.eq(0), b.eq(b + 1), ptr_b.eq(ptr_b + cfg.stride_b),
+            with m.If(c != 1):
+                m.d.sync += [c.eq(c - 1), ptr.eq(ptr + cfg.stride_c)]
+            with m.Elif(b != 1):
+                m.d.sync += [c.eq(cfg.count_c), b.eq(b - 1), ptr_b.eq(ptr_b + cfg.stride_b),
                              ptr.eq(ptr_b + cfg.stride_b)]
-            with m.Elif(a != cfg.count_a - 1):
+            with m.Elif(a != 1):
                 nxt = ptr_a + cfg.stride_a
-                m.d.sync += [c.eq(0), b.eq(0), a.eq(a + 1), ptr_a.eq(nxt), ptr_b.eq(nxt),
-                             ptr.eq(nxt)]
+                m.d.sync += [c.eq(cfg.count_c), b.eq(cfg.count_b), a.eq(a - 1), ptr_a.eq(nxt),
+                             ptr_b.eq(nxt), ptr.eq(nxt)]
             with m.Else():
                 m.d.sync += running.eq(0)
         return m
