@@ -543,16 +543,21 @@ class TridentCore(wiring.Component):
         m.d.comb += [fpipe.regs.eq(regs), bpipe.regs.eq(regs), fpipe.readout.eq(readout),
                      fpipe.inv_t.eq(inv_t), fpipe.n_out.eq(el["o_cnt"]), fpipe.n_steps.eq(steps),
                      bpipe.n_out.eq(el["o_cnt"]), bpipe.n_steps.eq(steps), scaler.k.eq(inv_t)]
+        # a product's operands are chosen in a load cycle and then shifted in place (the
+        # multiplier a right, the multiplicand b left): the descriptor's fields reach only
+        # the operand registers, and the loop stops at a's last one bit
         mul_k = Signal(range(len(products) + 1))
-        mul_bit = Signal(4)
+        mul_load = Signal()
         mul_acc = Signal(48)
         mul_a = Signal(16)
         mul_b = Signal(32)
+        op_a = Signal(16)
+        op_b = Signal(48)
         with m.Switch(mul_k):
             for k, (name, a, b) in enumerate(products):
                 with m.Case(k):
                     m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
-        mul_next = mul_acc + Mux(mul_a.bit_select(mul_bit, 1), mul_b << mul_bit, 0)
+        mul_next = mul_acc + Mux(op_a[0], op_b, 0)
         err = self._validate(m, d, prod, el, groups_out)
 
         # ---- sequencer --------------------------------------------------------------------
@@ -803,21 +808,24 @@ class TridentCore(wiring.Component):
                     m.d.sync += [d.as_value().word_select(word_cnt[:5], WORD_BITS).eq(dma.rd[0].payload),
                                  word_cnt.eq(word_cnt + 1)]
                     with m.If(word_cnt == D.DESC_WORDS - 1):
-                        m.d.sync += [mul_k.eq(0), mul_bit.eq(0), mul_acc.eq(0)]
+                        m.d.sync += [mul_k.eq(0), mul_load.eq(1)]
                         m.next = "MUL"
                         # END, UPDATE and bad opcodes need none of the products
                         with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= len(Opcode))):
                             m.next = "SETTLE"
             with m.State("MUL"):
-                m.d.sync += [mul_bit.eq(mul_bit + 1), mul_acc.eq(mul_next)]
-                with m.If(mul_bit == 15):
-                    m.d.sync += [mul_k.eq(mul_k + 1), mul_acc.eq(0)]
-                    with m.Switch(mul_k):
-                        for k, (name, _, _) in enumerate(products):
-                            with m.Case(k):
-                                m.d.sync += prod[name].eq(mul_next)
-                    with m.If(mul_k == len(products) - 1):
-                        m.next = "SETTLE"
+                with m.If(mul_load):
+                    m.d.sync += [op_a.eq(mul_a), op_b.eq(mul_b), mul_acc.eq(0), mul_load.eq(0)]
+                with m.Else():
+                    m.d.sync += [op_a.eq(op_a >> 1), op_b.eq(op_b << 1), mul_acc.eq(mul_next)]
+                    with m.If(op_a[1:] == 0):             # a's last one bit (or a = 0)
+                        m.d.sync += [mul_k.eq(mul_k + 1), mul_load.eq(1)]
+                        with m.Switch(mul_k):
+                            for k, (name, _, _) in enumerate(products):
+                                with m.Case(k):
+                                    m.d.sync += prod[name].eq(mul_next)
+                        with m.If(mul_k == len(products) - 1):
+                            m.next = "SETTLE"
             with m.State("SETTLE"):     # the checks' registers take the last product
                 m.next = "CHECK"
             with m.State("CHECK"):

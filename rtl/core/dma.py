@@ -52,11 +52,13 @@ class AddressGen(wiring.Component):
     Members
     -------
     cmd : In(stream.Signature(gen_layout))
-        A program, accepted while idle.
+        A program, accepted while idle.  It is registered and the counters start from the
+        register one cycle later, so ``cmd.valid`` (the sequencer's state) reaches only
+        the program register, not the counters' next-value logic.
     addr : Out(stream.Signature(addr_width))
         ``count_a·count_b·count_c`` addresses, ``c`` fastest.
     busy : Out(1)
-        An accepted program has addresses left.
+        An accepted program has addresses left (or is being loaded).
     """
 
     def __init__(self, addr_width: int, count_bits: int):
@@ -76,13 +78,16 @@ class AddressGen(wiring.Component):
         a, b, c = (Signal.like(cfg.count_a, name=n) for n in "abc")
         ptr_a, ptr_b, ptr = (Signal(self.addr_width, name=n) for n in ("ptr_a", "ptr_b", "ptr"))
         running = Signal()
-        m.d.comb += [self.cmd.ready.eq(~running), self.busy.eq(running),
+        load = Signal()                 # cfg holds a program accepted in the last cycle
+        m.d.comb += [self.cmd.ready.eq(~running & ~load), self.busy.eq(running | load),
                      self.addr.valid.eq(running), self.addr.payload.eq(ptr)]
-        p = self.cmd.payload
-        with m.If(self.cmd.valid & ~running):
-            m.d.sync += [cfg.eq(p), a.eq(p.count_a), b.eq(p.count_b), c.eq(p.count_c),
-                         ptr_a.eq(p.base), ptr_b.eq(p.base), ptr.eq(p.base),
-                         running.eq((p.count_a != 0) & (p.count_b != 0) & (p.count_c != 0))]
+        m.d.sync += load.eq(self.cmd.valid & self.cmd.ready)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += cfg.eq(self.cmd.payload)
+        with m.If(load):
+            m.d.sync += [a.eq(cfg.count_a), b.eq(cfg.count_b), c.eq(cfg.count_c),
+                         ptr_a.eq(cfg.base), ptr_b.eq(cfg.base), ptr.eq(cfg.base),
+                         running.eq((cfg.count_a != 0) & (cfg.count_b != 0) & (cfg.count_c != 0))]
         with m.If(self.addr.valid & self.addr.ready):
             with m.If(c != 1):
                 m.d.sync += [c.eq(c - 1), ptr.eq(ptr + cfg.stride_c)]

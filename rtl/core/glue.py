@@ -404,7 +404,8 @@ class GradScatter(wiring.Component):
     after the other) → row-major words: per pair of inputs ``(2p, 2p+1)`` one word per lane
     ``l`` (row ``g·L + l``); lanes of the last group ``≥ last_lanes`` are ``skip``; an odd
     ``n_in`` pads the last word with ``+0``.  Also flags non-finite gradients of the written
-    lanes.
+    lanes.  The words leave through a two-word FIFO, so ``i.ready`` and the pair/lane logic
+    see its level (registers) and not the consumer's ``ready``.
 
     Members
     -------
@@ -448,16 +449,21 @@ class GradScatter(wiring.Component):
         m.d.comb += pair.eq(self.i.valid & (odd_in | last_in))
         hi = Mux(odd_in, value[lane], 0)
         lo = Mux(odd_in, even[lane], value[lane])
-        m.d.comb += [self.o.valid.eq(pair), self.o.payload.data.eq(Cat(lo, hi)),
-                     self.o.payload.skip.eq(lane >= n_lanes),
-                     self.i.ready.eq(~pair | (self.o.ready & (lane == L - 1)))]
+        out = fifo.SyncFIFO(width=write_layout.size, depth=2)
+        m.submodules.out = out
+        word = Signal(write_layout)
+        m.d.comb += [word.data.eq(Cat(lo, hi)), word.skip.eq(lane >= n_lanes),
+                     out.w_en.eq(pair), out.w_data.eq(word),
+                     self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
+                     out.r_en.eq(self.o.ready),
+                     self.i.ready.eq(~pair | (out.w_rdy & (lane == L - 1)))]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [idx.eq(Mux(last_in, 0, idx + 1)), lane.eq(0)]
             with m.If(last_in):
                 m.d.sync += group.eq(group + 1)
             with m.If(~pair):
                 m.d.sync += even.eq(value)
-        with m.Elif(self.o.valid & self.o.ready):
+        with m.Elif(pair & out.w_rdy):
             m.d.sync += lane.eq(lane + 1)
         for l in range(L):
             with m.If(self.i.valid & self.i.ready & (l < n_lanes) & (value[l].exponent == 0x1F)):
@@ -472,7 +478,9 @@ class HalfScaler(wiring.Component):
 
     The multiplier never stalls: a word's products go into a small output FIFO, and a half
     is issued only while the words in flight plus the FIFO's level leave room (credits), so
-    ``i.ready`` depends on registers only.
+    ``i.ready`` depends on registers only.  An issued half, ``k`` and the half's tag are
+    registered before the multiplier (one cycle of latency), so the stream routing in front
+    of ``i`` does not reach the multiplier's DSP input.
 
     Members
     -------
@@ -481,7 +489,11 @@ class HalfScaler(wiring.Component):
     k : In(Float16)
     """
 
-    DEPTH = 4          # the multiplier's 3 cycles hold at most two words
+    # a word holds a credit from its upper half's issue until it leaves the FIFO, so words
+    # in flight + queued never exceed the FIFO (at any depth); the depth sets the rate: the
+    # input register + the multiplier's 3 cycles hold two words, 4 keeps two cycles per word
+    # with a ready consumer, 5 keeps the slack of the unregistered scaler's 4 under stalls
+    DEPTH = 5
 
     def __init__(self):
         super().__init__({
@@ -498,11 +510,16 @@ class HalfScaler(wiring.Component):
         m.submodules.out = out
         half = Signal()                       # 1: the word's upper half goes next
         issue = self.i.valid & out.room
-        m.d.comb += [mul.i.valid.eq(issue), mul.i.payload.a.eq(self.i.payload.word_select(half, 16)),
-                     mul.i.payload.b.eq(self.k), mul.i.payload.tag.eq(half),
-                     self.i.ready.eq(issue & half)]
+        m.d.comb += self.i.ready.eq(issue & half)
         with m.If(issue):
             m.d.sync += half.eq(~half)
+        # the issued half, k and the tag, registered in front of the multiplier
+        a_valid, a = Signal(name="a_valid"), Signal(16, name="a")
+        k, tag = Signal(Float16, name="k"), Signal(name="tag")
+        m.d.sync += [a_valid.eq(issue), a.eq(self.i.payload.word_select(half, 16)),
+                     k.eq(self.k), tag.eq(half)]
+        m.d.comb += [mul.i.valid.eq(a_valid), mul.i.payload.a.eq(a), mul.i.payload.b.eq(k),
+                     mul.i.payload.tag.eq(tag)]
         lo = Signal(16)
         with m.If(mul.o.valid & ~mul.o.payload.tag):
             m.d.sync += lo.eq(mul.o.payload.z)
