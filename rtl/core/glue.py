@@ -418,7 +418,7 @@ class GradScatter(wiring.Component):
         Rows of the last group that exist.
     start : In(1)
     overflow : Out(1)
-        Pulse: a gradient of an existing row taken this cycle is ±inf or NaN.
+        Pulse, one cycle after a gradient of an existing row taken is ±inf or NaN.
     """
 
     def __init__(self, in_layout, *, lanes, count_bits):
@@ -465,9 +465,10 @@ class GradScatter(wiring.Component):
                 m.d.sync += even.eq(value)
         with m.Elif(pair & out.w_rdy):
             m.d.sync += lane.eq(lane + 1)
-        for l in range(L):
-            with m.If(self.i.valid & self.i.ready & (l < n_lanes) & (value[l].exponent == 0x1F)):
-                m.d.comb += self.overflow.eq(1)
+        # registered: the flag feeds the core's overflow register and its outputs, which
+        # must not hang on the pair/ready logic (a chip-crossing path in place and route)
+        nonfinite = Cat(*[(l < n_lanes) & (value[l].exponent == 0x1F) for l in range(L)]).any()
+        m.d.sync += self.overflow.eq(self.i.valid & self.i.ready & nonfinite)
         with m.If(self.start):
             m.d.sync += [idx.eq(0), lane.eq(0), group.eq(0)]
         return m

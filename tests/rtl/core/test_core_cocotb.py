@@ -121,6 +121,35 @@ def test_training_step(simulator):
           f"build {info['build_s']:.1f} s, sim {info['sim_s']:.1f} s")
 
 
+@pytest.mark.parametrize("simulator", ["verilator"])
+def test_training_step_with_overflowing_gradients(simulator):
+    """The same step with a host ``G`` of ±65504: the gradients overflow, the core raises
+    ``overflow`` and its guarded UPDATE leaves the weights and the momentum buffers as they
+    were, as the golden device does (the whole DRAM image, gradients included)."""
+    require_simulator(simulator)
+    case, host, prog, _, _ = K.network(PARAMS, arch="fc32", inputs=64, classes=10, steps=4,
+                                       batch=4, surrogate="sigmoid", momentum=0.9,
+                                       direct_input=True)
+    g = prog.grad_logits
+    huge = np.uint32(0xFBFF7BFF)                       # +65504 and −65504
+
+    def overflowing_host(mem):
+        host(mem)
+        mem[g.addr:g.addr + g.size] = huge
+
+    gold, statuses = K.golden_with_host(case, overflowing_host, PARAMS)
+    assert statuses[1].overflow
+    for w in prog.weights:
+        assert np.array_equal(gold[w.addr:w.addr + w.size], case.memory[w.addr:w.addr + w.size])
+    patch = [(a, int(gold[a])) for a in range(g.addr, g.addr + g.size)]
+    images, results, _ = run_cocotb_jobs(
+        CORE, simulator, [case.memory], [Job(0, case.pcs[0]), Job(0, case.pcs[1], patch)],
+        label="step-overflow", latency=2, jitter=2, backpressure=0.1)
+    assert [r.error for r in results] == [0, 0]
+    assert [bool(r.overflow) for r in results] == [False, True]
+    assert np.array_equal(images[0], gold), K.describe_diff(gold, images[0], case.regions)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATOR_PARAMS)
 def test_layers_full_matrix(simulator):
