@@ -231,11 +231,11 @@ class TridentCore(wiring.Component):
         def row_words(count, kind):
             return Mux(kind == S, _ceil_div(count, 5), _ceil_div(count, 1))
 
-        inc_terms, mis_terms = [], []
-        slot_used = {s: [] for s in D.SLOTS}          # per slot: (active, per_sample) by opcode
+        inc_terms, dram_terms, mis_terms = [], [], []
         for o, slots in table.items():
             for s, (used, kind, output, lo, count, full) in slots.items():
-                pitch, words, tstride = (getattr(d, f"{s}_{k}") for k in ("pitch", "words", "tstride"))
+                pitch, words, tstride, addr = (getattr(d, f"{s}_{k}")
+                                               for k in ("pitch", "words", "tstride", "addr"))
                 kind = Signal(2, name=f"kind_{o.name}_{s}")
                 m.d.comb += kind.eq(table[o][s][1])
                 weights = kind == W
@@ -247,28 +247,17 @@ class TridentCore(wiring.Component):
                 bad |= ~weights & per_sample & (tstride != 0)
                 bad |= (~weights & ~per_sample & (d.steps > 1)
                         & (tstride < prod[f"{s}_np"]))
+                # slot a is the weight slot of every opcode that uses it, and d of BPWG
+                wspan = {"a": "a_wspan", "d": "d_wspan" if o == Opcode.BPWG else "d_span"}
+                span = addr + prod[wspan.get(s, f"{s}_span")] + words
+                span = span + Mux(per_sample, 0, prod[f"{s}_tspan"])
                 unit = Mux(kind == S, 31, 1)
                 end = lo + count
                 mis = ((lo & unit) != 0) | (((end & unit) != 0) & (end != full))
                 active = is_op[o] & used
                 inc_terms.append(active & bad)
+                dram_terms.append(active & (span > dram))
                 mis_terms.append(active & mis)
-                slot_used[s].append((active, per_sample))
-        # a slot's DRAM span, one sum per slot whatever the opcode (only its last row's
-        # offset, per sample or per step, depends on the opcode): the sums are the widest
-        # logic of the checks
-        dram_terms = []
-        for s, uses in slot_used.items():
-            if not uses:
-                continue
-            active = Cat(*[a for a, _ in uses]).any()
-            per_sample = Cat(*[a & p for a, p in uses]).any()
-            # slot a is the weight slot of every opcode that uses it, and d of BPWG
-            wspan = {"a": prod["a_wspan"],
-                     "d": Mux(is_op[Opcode.BPWG], prod["d_wspan"], prod["d_span"])}
-            span = getattr(d, f"{s}_addr") + wspan.get(s, prod.get(f"{s}_span")) + getattr(d, f"{s}_words")
-            span = span + Mux(per_sample, 0, prod[f"{s}_tspan"])
-            dram_terms.append(active & (span > dram))
         inconsistent = Cat(*inc_terms).any()
         out_of_dram = Cat(*dram_terms).any()
         misaligned = Cat(*mis_terms).any()
