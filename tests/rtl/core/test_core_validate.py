@@ -5,7 +5,8 @@ loop, its sums and comparisons registered (the sequencer's SETTLE cycle) before 
 priority; this test drives it directly, one clock cycle per descriptor (products computed by
 the testbench as the loop would), so thousands of descriptors run in seconds: every
 descriptor of compiled MLP and CNN training steps (all valid), and random mutations of them
-(one to three fields changed), each compared with the golden's error code.
+(one to three fields changed), and every slot address of the valid ones moved to the last
+word DRAM can hold and one past it, each compared with the golden's error code.
 """
 
 import dataclasses
@@ -86,6 +87,27 @@ def _mutate(rng, desc):
     return mutated
 
 
+def _at_the_dram_boundary(desc, params):
+    """For each slot whose address moves a valid ``desc`` out of DRAM: the descriptor with
+    that address as high as it can go (valid, its span ending at DRAM's last word) and one
+    word higher (``ADDRESS_RANGE``), found by bisection with the golden checks."""
+    out = []
+    for s in D.SLOTS:
+        name = f"{s}_addr"
+        width = next(f.width for f in D.FIELDS if f.name == name)
+        moved = lambda a: dataclasses.replace(desc, **{name: a})      # noqa: E731
+        top = (1 << width) - 1
+        if D.validate(moved(top), params) == D.ErrorCode.NONE:
+            continue                                # the slot is not used
+        lo, hi = getattr(desc, name), top           # valid at lo, not at hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if D.validate(moved(mid), params) == D.ErrorCode.NONE else (lo, mid)
+        assert D.validate(moved(hi), params) == D.ErrorCode.ADDRESS_RANGE
+        out += [moved(lo), moved(hi)]
+    return out
+
+
 def _value(desc):
     return sum(w << (32 * k) for k, w in enumerate(D.pack(desc)))
 
@@ -124,7 +146,10 @@ def test_checks_match_golden(kind):
     if kind == "fc":        # and conv descriptors for the core without conv
         base += _programs(core_params(conv=True, addr_width=ADDR_WIDTH), NETWORKS["conv"])[:12]
     rng = random.Random(1)
-    descs = list(base) + [_mutate(rng, rng.choice(base)) for _ in range(3000)]
+    boundary = [b for d in base if D.validate(d, params) == D.ErrorCode.NONE
+                for b in _at_the_dram_boundary(d, params)]
+    assert len(boundary) > 50
+    descs = list(base) + boundary + [_mutate(rng, rng.choice(base)) for _ in range(3000)]
     codes = {D.validate(d, params) for d in descs}
     # the mutations reach most codes (not just NONE and INCONSISTENT)
     assert len(codes) >= 10, sorted(c.name for c in codes)
