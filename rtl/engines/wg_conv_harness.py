@@ -149,11 +149,11 @@ def update_mismatches(segments_out, packed):
     return bad
 
 
-def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0, out_cycles=False):
+def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0):
     """Play segments through an :class:`~.update.UpdateUnit` in the Amaranth simulator:
     per segment a register write, then its words (idle cycles and back-pressure at the
     given rates), without waiting between segments.  Returns ``(outputs per segment,
-    packed segments, latencies)``, and with ``out_cycles`` the cycle of each output."""
+    packed segments, latencies, the cycle of each output)``."""
     from amaranth.hdl import Value
     from amaranth.sim import Simulator
 
@@ -203,7 +203,7 @@ def simulate_update(params, segments, *, idle=0.0, backpressure=0.0, seed=0, out
     for p in packed:
         per_seg.append(outs[k:k + len(p[1])])
         k += len(p[1])
-    return (per_seg, packed, lat, out_at) if out_cycles else (per_seg, packed, lat)
+    return per_seg, packed, lat, out_at
 
 
 def run_cocotb_update(params, simulator, segments, *, idle=0.0, backpressure=0.0,

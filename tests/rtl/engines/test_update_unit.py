@@ -135,7 +135,7 @@ def _check(outs, packed, segments):
 def test_update_amaranth(rng, momentum):
     params = {"lanes": 3, "momentum": momentum, "stages": 4}
     segs = _segments(rng, momentum, 6, 60, 3)
-    outs, packed, lat = simulate_update(params, segs, idle=0.2, backpressure=0.3,
+    outs, packed, lat, _ = simulate_update(params, segs, idle=0.2, backpressure=0.3,
                                         seed=int(rng.integers(1 << 30)))
     _check(outs, packed, segs)
     # the latency: word register, FMA (once: the momentum build's segments include plain
@@ -151,7 +151,7 @@ def test_update_fma_busy_every_cycle(rng, momentum):
     leave up to one word's worth of cycles early or late, never further."""
     params = {"lanes": 2, "momentum": momentum, "stages": 3}
     segs = [update_segment(rng, 200, 2, momentum=momentum)]
-    outs, packed, lat, out_cycles = simulate_update(params, segs, out_cycles=True)
+    outs, packed, lat, out_cycles = simulate_update(params, segs)
     assert not update_mismatches(outs, packed)
     per_word = 2 * (2 if momentum else 1)
     assert lat[0] == 1 + 3 * (2 if momentum else 1) + 1 + 2
@@ -170,7 +170,7 @@ def test_update_words_keep_their_order_across_register_writes(rng):
         if k % 2:
             seg.mu, seg.buf = None, None
         segs.append(seg)
-    outs, packed, _ = simulate_update(params, segs)
+    outs, packed, _, _ = simulate_update(params, segs)
     bad = update_mismatches(outs, packed)
     assert not bad, bad[:10]
 
