@@ -6,7 +6,7 @@ the memory port and runs them on the engines, bit-exact with the golden device m
 import inspect
 
 from amaranth.hdl import (Assert, Cat, Const, Format, Module, Mux, Print, ResetInserter, Signal,
-                          unsigned)
+                          Value, unsigned)
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import Out
 
@@ -189,78 +189,130 @@ class TridentCore(wiring.Component):
                            wg_groups=self.wg_groups, counter_width=self.counter_width)
 
     # ------------------------------------------------------------------------------------
-    def _validate(self, m, d, prod, el, groups_out):
-        """The error code of descriptor ``d``: :func:`~trident.golden.hw.descriptors.validate`
-        in its order.  ``el`` holds the element counts of the slots' rows (products of the
-        fields and the planes, or the fields themselves without conv)."""
+    def _slot_checks(self, m, d, prod, el, slot_k):
+        """The per-slot part of :func:`~trident.golden.hw.descriptors.validate`, one slot
+        per cycle: the sequencer walks ``slot_k`` over ``a`` … ``e`` and one step past; the
+        flags ``(inconsistent, out_of_dram, misaligned)`` are final the cycle after it
+        leaves ``len(SLOTS)``.  One set of adders and comparators serves every (opcode,
+        slot) pair (18 of them checked side by side cost more logic than the rest of the
+        sequencer); a value past what a check can tell apart saturates, and a saturated
+        value fails a check of higher priority (a 16-bit ``words`` or ``pitch`` field never
+        matches a count beyond 2²¹, nor a span beyond DRAM its address range)."""
         op = d.op
-        is_op = {o: op == o for o in Opcode}
         readout = d.layer == LayerType.READOUT
-        dram = self.dram_words
-        spikes_x = ~d.analog
-        # slot → (used, kind, output, lo, count, full) in elements; kind: 0 weights, 1 spikes,
-        # 2 half (docs/descriptors.md §3, golden ``_used_slots``)
+        # slot → (kind, output, lo, count, full) in elements; kind: 0 weights, 1 spikes,
+        # 2 half (docs/descriptors.md §3, golden ``_used_slots``); FP's d is unused in the
+        # readout
         W, S, H = 0, 1, 2
-        x_kind = Mux(spikes_x, S, H)
+        x_kind = Mux(~d.analog, S, H)
         weights_in = (el["in_lo_kk"], el["in_cnt_kk"], el["row_w"])   # a tile of input columns
         x_tile = (el["x_lo"], el["x_cnt"], el["x_full"])
         outs = (el["o_lo"], el["o_cnt"], el["o_full"])
         pooled = (el["p_lo"], el["p_cnt"], el["p_full"])
         table = {
-            Opcode.FP: {"a": (1, W, 0, 0, el["row_w"], el["row_w"]),
-                        "b": (1, x_kind, 0, 0, el["x_full"], el["x_full"]),
-                        "c": (1, H, 1, *outs),
-                        "d": (~readout, S, 1, *pooled)},
-            Opcode.BP: {"a": (1, W, 0, *weights_in),
-                        "b": (1, H, 0, 0, el["o_full"], el["o_full"]),
-                        "c": (1, H, 1, *x_tile)},
-            Opcode.BPN: {"b": (1, H, 0, *pooled),
-                         "c": (1, H, 0, *outs),
-                         "d": (1, H, 1, *outs)},
-            Opcode.WG: {"a": (1, W, 1, *weights_in),
-                        "b": (1, x_kind, 0, *x_tile),
-                        "c": (1, H, 0, *outs)},
+            Opcode.FP: {"a": (W, 0, 0, el["row_w"], el["row_w"]),
+                        "b": (x_kind, 0, 0, el["x_full"], el["x_full"]),
+                        "c": (H, 1, *outs),
+                        "d": (S, 1, *pooled)},
+            Opcode.BP: {"a": (W, 0, *weights_in),
+                        "b": (H, 0, 0, el["o_full"], el["o_full"]),
+                        "c": (H, 1, *x_tile)},
+            Opcode.BPN: {"b": (H, 0, *pooled),
+                         "c": (H, 0, *outs),
+                         "d": (H, 1, *outs)},
+            Opcode.WG: {"a": (W, 1, *weights_in),
+                        "b": (x_kind, 0, *x_tile),
+                        "c": (H, 0, *outs)},
             # BP's slots, then WG's gradient tile (d) and input (e); its δI is slot b
-            Opcode.BPWG: {"a": (1, W, 0, *weights_in),
-                          "b": (1, H, 0, 0, el["o_full"], el["o_full"]),
-                          "c": (1, H, 1, *x_tile),
-                          "d": (1, W, 1, *weights_in),
-                          "e": (1, x_kind, 0, *x_tile)},
+            Opcode.BPWG: {"a": (W, 0, *weights_in),
+                          "b": (H, 0, 0, el["o_full"], el["o_full"]),
+                          "c": (H, 1, *x_tile),
+                          "d": (W, 1, *weights_in),
+                          "e": (x_kind, 0, *x_tile)},
         }
+        span_bits = self.addr_width + 1      # saturated: beyond DRAM whatever is added
+        count_bits = 22                      # saturated: ceil(count / 32) > 2¹⁶ − 1
+        np_bits = len(d.a_tstride) + 1       # saturated: above every tstride
 
+        def sat(value, width):
+            value = Value.cast(value)
+            if len(value) <= width:
+                return value
+            return Mux(value[width:].any(), (1 << width) - 1, value[:width])
+
+        # ---- select: the slot's fields and its role in this opcode, registered
+        used = Signal()
+        first = Signal()                     # the walk's first slot: the flags start afresh
+        kind = Signal(2)
+        per_sample = Signal()                # one row per sample (weights: one in all)
+        many_rows = Signal()                 # a weight slot of more than one row
+        lo, count, full = (Signal(count_bits, name=f"slot_{n}") for n in ("lo", "count", "full"))
+        addr, span, tspan, words = (Signal(span_bits, name=f"slot_{n}")
+                                    for n in ("addr", "span", "tspan", "words"))
+        raw_words, pitch = Signal(16), Signal(16)
+        tstride, np = Signal(len(d.a_tstride)), Signal(np_bits)
+        m.d.sync += [used.eq(0), first.eq(slot_k == 0)]
+        with m.Switch(slot_k):
+            for k, s in enumerate(D.SLOTS):
+                f = {n: getattr(d, f"{s}_{n}") for n in ("addr", "pitch", "words", "tstride")}
+                with m.Case(k):
+                    m.d.sync += [addr.eq(sat(f["addr"], span_bits)),
+                                 words.eq(sat(f["words"], span_bits)), raw_words.eq(f["words"]),
+                                 pitch.eq(f["pitch"]), tstride.eq(f["tstride"]),
+                                 np.eq(sat(prod[f"{s}_np"], np_bits)),
+                                 tspan.eq(sat(prod[f"{s}_tspan"], span_bits))]
+                    with m.Switch(op):
+                        for o, slots in table.items():
+                            if s not in slots:
+                                continue
+                            o_kind, output, o_lo, o_count, o_full = slots[s]
+                            # slot a is the weight slot of every opcode that uses it, and d
+                            # of BPWG
+                            wspan = {"a": "a_wspan",
+                                     "d": "d_wspan" if o == Opcode.BPWG else "d_span"}
+                            rows = d.out_total if o in (Opcode.BP, Opcode.BPWG) else d.out_cnt
+                            is_w = isinstance(o_kind, int) and o_kind == W
+                            with m.Case(o):
+                                m.d.sync += [
+                                    used.eq(~readout if (o, s) == (Opcode.FP, "d") else 1),
+                                    kind.eq(o_kind),
+                                    per_sample.eq(1 if is_w else (readout if output
+                                                                  else f["tstride"] == 0)),
+                                    many_rows.eq(rows > 1),
+                                    lo.eq(sat(o_lo, count_bits)),
+                                    count.eq(sat(o_count, count_bits)),
+                                    full.eq(sat(o_full, count_bits)),
+                                    span.eq(sat(prod[wspan.get(s, f"{s}_span")], span_bits))]
+
+        # ---- check the registered slot, and fold its verdict into the flags
         def row_words(count, kind):
             return Mux(kind == S, _ceil_div(count, 5), _ceil_div(count, 1))
 
-        inc_terms, dram_terms, mis_terms = [], [], []
-        for o, slots in table.items():
-            for s, (used, kind, output, lo, count, full) in slots.items():
-                pitch, words, tstride, addr = (getattr(d, f"{s}_{k}")
-                                               for k in ("pitch", "words", "tstride", "addr"))
-                kind = Signal(2, name=f"kind_{o.name}_{s}")
-                m.d.comb += kind.eq(table[o][s][1])
-                weights = kind == W
-                rows = d.out_total if o in (Opcode.BP, Opcode.BPWG) else d.out_cnt
-                per_sample = weights | (readout if output else tstride == 0)
-                bad = (words != row_words(count, kind))
-                bad |= weights & (rows > 1) & (pitch < row_words(full, H))
-                bad |= ~weights & (pitch < row_words(full, kind))
-                bad |= ~weights & per_sample & (tstride != 0)
-                bad |= (~weights & ~per_sample & (d.steps > 1)
-                        & (tstride < prod[f"{s}_np"]))
-                # slot a is the weight slot of every opcode that uses it, and d of BPWG
-                wspan = {"a": "a_wspan", "d": "d_wspan" if o == Opcode.BPWG else "d_span"}
-                span = addr + prod[wspan.get(s, f"{s}_span")] + words
-                span = span + Mux(per_sample, 0, prod[f"{s}_tspan"])
-                unit = Mux(kind == S, 31, 1)
-                end = lo + count
-                mis = ((lo & unit) != 0) | (((end & unit) != 0) & (end != full))
-                active = is_op[o] & used
-                inc_terms.append(active & bad)
-                dram_terms.append(active & (span > dram))
-                mis_terms.append(active & mis)
-        inconsistent = Cat(*inc_terms).any()
-        out_of_dram = Cat(*dram_terms).any()
-        misaligned = Cat(*mis_terms).any()
+        weights = kind == W
+        bad = raw_words != row_words(count, kind)
+        bad |= weights & many_rows & (pitch < row_words(full, H))
+        bad |= ~weights & (pitch < row_words(full, kind))
+        bad |= ~weights & per_sample & (tstride != 0)
+        bad |= ~weights & ~per_sample & (d.steps > 1) & (tstride < np)
+        end_addr = addr + span + words + Mux(per_sample, 0, tspan)
+        unit = Mux(kind == S, 31, 1)
+        end = lo + count
+        mis = ((lo & unit) != 0) | (((end & unit) != 0) & (end != full))
+        flags = Cat(bad, end_addr > self.dram_words, mis) & used.replicate(3)
+        verdict = Signal(3)
+        m.d.sync += verdict.eq(Mux(first, flags, verdict | flags))
+        return verdict[0], verdict[1], verdict[2]
+
+    def _validate(self, m, d, prod, el, groups_out, slot_k):
+        """The error code of descriptor ``d``: :func:`~trident.golden.hw.descriptors.validate`
+        in its order.  ``el`` holds the element counts of the slots' rows (products of the
+        fields and the planes, or the fields themselves without conv); the per-slot checks
+        take the cycles of the walk over ``slot_k`` (:meth:`_slot_checks`)."""
+        op = d.op
+        is_op = {o: op == o for o in Opcode}
+        readout = d.layer == LayerType.READOUT
+        dram = self.dram_words
+        slot_bad, slot_out_of_dram, misaligned = self._slot_checks(m, d, prod, el, slot_k)
         flat = (d.in_h, d.in_w, d.out_h, d.out_w, d.pool_h, d.pool_w, d.kernel, d.stride, d.pool,
                 d.kk, d.in_plane, d.out_plane, d.pool_plane)
         geometry_bad = Cat(*[f != 1 for f in flat]).any() | (d.padding != 0)
@@ -315,15 +367,14 @@ class TridentCore(wiring.Component):
         update_range = settled("update_range", param_bad | update_bad)
         zero_size = settled("zero_size", Cat(*[f == 0 for f in sizes]).any())
         limits = settled("limits", limits)
-        inconsistent = settled("inconsistent", geometry_bad | tiles_bad | inconsistent)
+        inconsistent = settled("inconsistent", geometry_bad | tiles_bad) | slot_bad
         weight_cap = settled("weight_cap", (is_op[Opcode.FP] | bp_op)
                              & (prod["wcap"] > self.weight_depth))
         state_bad = settled("state_bad", state_bad)
         inputs_bad = settled("inputs_bad", inputs_bad)
         acc_cap = settled("acc_cap", wg_op & ((prod["acap"] > self.acc_depth)
                                              | (groups_out > self.wg_groups)))
-        out_of_dram = settled("out_of_dram", param_bad | out_of_dram)
-        misaligned = settled("misaligned", misaligned)
+        out_of_dram = settled("param_range", param_bad) | slot_out_of_dram
 
         err = Signal(4)
         with m.If(op >= len(Opcode)):
@@ -547,7 +598,8 @@ class TridentCore(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
         mul_next = mul_acc + Mux(op_a[0], op_b, 0)
-        err = self._validate(m, d, prod, el, groups_out)
+        slot_k = Signal(range(len(D.SLOTS) + 1), init=len(D.SLOTS))   # the checks' walk
+        err = self._validate(m, d, prod, el, groups_out, slot_k)
 
         # ---- sequencer --------------------------------------------------------------------
         word_cnt = Signal(8)
@@ -797,7 +849,7 @@ class TridentCore(wiring.Component):
                     m.d.sync += [d.as_value().word_select(word_cnt[:5], WORD_BITS).eq(dma.rd[0].payload),
                                  word_cnt.eq(word_cnt + 1)]
                     with m.If(word_cnt == D.DESC_WORDS - 1):
-                        m.d.sync += [mul_k.eq(0), mul_load.eq(1)]
+                        m.d.sync += [mul_k.eq(0), mul_load.eq(1), slot_k.eq(0)]
                         m.next = "MUL"
                         # END, UPDATE and bad opcodes need none of the products
                         with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= len(Opcode))):
@@ -815,8 +867,11 @@ class TridentCore(wiring.Component):
                                     m.d.sync += prod[name].eq(mul_next)
                         with m.If(mul_k == len(products) - 1):
                             m.next = "SETTLE"
-            with m.State("SETTLE"):     # the checks' registers take the last product
-                m.next = "CHECK"
+            with m.State("SETTLE"):     # the checks take the last product, slot by slot
+                with m.If(slot_k == len(D.SLOTS)):
+                    m.next = "CHECK"
+                with m.Else():
+                    m.d.sync += slot_k.eq(slot_k + 1)
             with m.State("CHECK"):
                 m.d.comb += fetched.eq(1)
                 m.d.sync += [word_cnt.eq(0), sent.eq(0)]

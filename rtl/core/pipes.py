@@ -361,11 +361,17 @@ class BackwardPipe(wiring.Component):
         m.d.sync += s1_valid.eq(fwd.o.valid)
         with m.If(fwd.o.valid):
             m.d.sync += [s1.h.eq(fwd.o.payload.h), s1.s.eq(fwd.o.payload.s), s1.tag.eq(otag)]
+        # the δU word is registered before the BP unit, as in the forward pipe: the block
+        # RAM's output goes no further than a register (the in-flight count covers the stage)
+        s2_valid = Signal()
+        s2 = Signal.like(s1)
+        s2_du = Signal(16)
+        m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1), s2_du.eq(self.state.rdata)]
         with m.If(self.start):
-            m.d.sync += s1_valid.eq(0)
-        m.d.comb += [bu.i.valid.eq(s1_valid), bu.i.payload.h.eq(s1.h), bu.i.payload.s.eq(s1.s),
-                     bu.i.payload.ds.eq(s1.tag.ds), bu.i.payload.du_next.eq(self.state.rdata),
-                     bu.i.payload.last.eq(s1.tag.last), bu.i.payload.tag.eq(s1.tag.j)]
+            m.d.sync += [s1_valid.eq(0), s2_valid.eq(0)]
+        m.d.comb += [bu.i.valid.eq(s2_valid), bu.i.payload.h.eq(s2.h), bu.i.payload.s.eq(s2.s),
+                     bu.i.payload.ds.eq(s2.tag.ds), bu.i.payload.du_next.eq(s2_du),
+                     bu.i.payload.last.eq(s2.tag.last), bu.i.payload.tag.eq(s2.tag.j)]
 
         # ---- outputs: δU back to the state memory, δI two per word
         m.d.comb += bu.o.ready.eq(1)

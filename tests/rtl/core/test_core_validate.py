@@ -1,9 +1,10 @@
 """The core's descriptor checks against ``descriptors.validate``, field by field.
 
 The sequencer's validation works on the descriptor and the products of its shift-and-add
-loop, its sums and comparisons registered (the sequencer's SETTLE cycle) before the error
-priority; this test drives it directly, one clock cycle per descriptor (products computed by
-the testbench as the loop would), so thousands of descriptors run in seconds: every
+loop: the per-slot checks one slot per cycle, the others' sums and comparisons registered,
+before the error priority (the sequencer's SETTLE state walks the slots); this test drives it
+directly, one walk per descriptor (products computed by the testbench as the loop would), so
+thousands of descriptors run in seconds: every
 descriptor of compiled MLP and CNN training steps (all valid), and random mutations of them
 (one to three fields changed), and every slot address of the valid ones moved to the last
 word DRAM can hold and one past it, each compared with the golden's error code.
@@ -34,12 +35,14 @@ class _Checks(Elaboratable):
         self.core = core
         self.d = Signal(descriptor_layout)
         self.err = Signal(4)
+        self.slot_k = Signal(range(len(D.SLOTS) + 1))
         self.products, self.prod, self.el = core._products(self.d)
 
     def elaborate(self, platform):
         m = Module()
         groups_out = (self.d.out_cnt + self.core.lanes - 1) >> (self.core.lanes.bit_length() - 1)
-        m.d.comb += self.err.eq(self.core._validate(m, self.d, self.prod, self.el, groups_out))
+        m.d.comb += self.err.eq(self.core._validate(m, self.d, self.prod, self.el, groups_out,
+                                                          self.slot_k))
         return m
 
 
@@ -123,7 +126,9 @@ def _run(core, descs):
             for name, a, b in dut.products:        # the loop's operands: a 16, b 32 bits
                 ctx.set(dut.prod[name], ((ctx.get(a) & 0xFFFF) * (ctx.get(b) & 0xFFFFFFFF))
                         & ((1 << 48) - 1))
-            await ctx.tick()                       # SETTLE: the checks' registers
+            for k in range(len(D.SLOTS) + 1):      # SETTLE: the walk over the slots
+                ctx.set(dut.slot_k, k)
+                await ctx.tick()
             want = D.validate(desc, params)
             got = ctx.get(dut.err)
             if got != want:
