@@ -161,13 +161,15 @@ class SpikePool(wiring.Component):
     the core bypasses the unit then).
 
     Rate: one input bit (neuron) per cycle, the forward pipe's rate, with no bubble between
-    words (a word is taken in the cycle its predecessor's last bit is used; a row's last word
-    takes as many cycles as it has neurons).  A window's OR over its rows is kept per window
-    column in a ``pool_w``-bit memory read combinationally (distributed RAM); a pooled bit
-    is final at the window's last position and goes to the output packer there.  ``i.ready``
-    and ``o.valid`` come from registers; an output word waits in one register (a bit that
-    would complete another word while it is still full stalls the input; full words come
-    ≥ 32·P cycles apart, so a consumer that keeps up never causes a stall).
+    words of two or more neurons (a word waits in an input register, taken while its
+    predecessor is shifted out and loaded in the cycle the predecessor's last bit is used;
+    a row's last word takes as many cycles as it has neurons).  A window's OR over its rows
+    is kept per window column in a ``pool_w``-bit memory read combinationally (distributed
+    RAM); a pooled bit is final at the window's last position and goes to the output packer
+    there.  ``i.ready`` and ``o.valid`` come from registers (no path from the window logic
+    back into the producer's FIFO); an output word waits in one register (a bit that would
+    complete another word while it is still full stalls the input; full words come ≥ 32·P
+    cycles apart, so a consumer that keeps up never causes a stall).
 
     Parameters
     ----------
@@ -208,6 +210,8 @@ class SpikePool(wiring.Component):
         m = Module()
         g = _Geometry(m, self)
         have = Signal()                 # sr holds the rest of a word
+        ahead = Signal(WORD_BITS)       # the next input word, taken ahead
+        ahead_full = Signal()
         sr = Signal(WORD_BITS)          # its bits, the current one in bit 0
         pos = Signal(5)                 # index of the current bit in its word
         seg = Signal()                  # OR of the window's bits on this line so far
@@ -244,7 +248,8 @@ class SpikePool(wiring.Component):
         # output register that is empty at the cycle's start
         m.d.comb += step.eq(have & ~(emits & out_valid))
         word_end = (pos == 31) | w.row_end        # the row's last word ends at its last neuron
-        m.d.comb += self.i.ready.eq(~have | (step & word_end))
+        load = ahead_full & (~have | (step & word_end))
+        m.d.comb += self.i.ready.eq(~ahead_full)
 
         with m.If(step):
             m.d.sync += seg.eq(seg_now)
@@ -256,8 +261,10 @@ class SpikePool(wiring.Component):
                 m.d.sync += have.eq(0)
             with m.Else():
                 m.d.sync += [sr.eq(sr >> 1), pos.eq(pos + 1)]
+        with m.If(load):
+            m.d.sync += [sr.eq(ahead), have.eq(1), pos.eq(0), ahead_full.eq(0)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [sr.eq(self.i.payload), have.eq(1), pos.eq(0)]
+            m.d.sync += [ahead.eq(self.i.payload), ahead_full.eq(1)]
 
         with m.If(self.o.ready):
             m.d.sync += out_valid.eq(0)
@@ -266,8 +273,8 @@ class SpikePool(wiring.Component):
         m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out_word)]
 
         with m.If(self.start):
-            m.d.sync += [have.eq(0), pos.eq(0), seg.eq(0), obuf.eq(0), opos.eq(0),
-                         out_valid.eq(0)]
+            m.d.sync += [have.eq(0), ahead_full.eq(0), pos.eq(0), seg.eq(0), obuf.eq(0),
+                         opos.eq(0), out_valid.eq(0)]
         return m
 
 

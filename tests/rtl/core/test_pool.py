@@ -194,7 +194,8 @@ def test_spike_pool():
 
 
 def test_spike_pool_rate():
-    """One neuron per cycle: back to back rows take ``N`` cycles each (+ 2 at the end)."""
+    """One neuron per cycle: back to back rows take ``N`` cycles each (+ 3 at the end: the
+    input register, the shift register, the output register)."""
     rng = random.Random(12)
     dut = SpikePool(max_neurons=MAX_NEURONS)
     shapes = [(5, 12, 12, 3), (2, 7, 11, 2), (3, 9, 8, 4)]
@@ -206,7 +207,7 @@ def test_spike_pool_rate():
         sizes.append((spikes.numel(), expect))
     for (got, _, cycles, _), (neurons, expect) in zip(_simulate(dut, runs, rng), sizes):
         assert got["o"] == expect
-        assert cycles <= neurons + 2, (cycles, neurons)
+        assert cycles <= neurons + 3, (cycles, neurons)
 
 
 # ---------------------------------------------------------------------------------------------
