@@ -35,11 +35,12 @@ class MemoryPeer:
     port : wiring.PureInterface
         The port, with ``req`` and ``resp`` streams as above; the peer drives ``req.ready``,
         ``resp.valid`` and ``resp.payload``.
-    memory : dict
-        Word address → value.  A write lands when its request is taken; a read returns
-        the word as it was then.
-    default : callable
-        ``default(addr)``: the value of a word absent from ``memory``.
+    memory : dict or mapping
+        Word address → value (``[addr]`` to read and write).  A write lands when its
+        request is taken; a read returns the word as it was then.
+    default : callable or None
+        ``default(addr)``: the value of a word absent from ``memory``; ``None``: ``memory``
+        answers every address itself (an array, or a store that checks the address).
     stall : callable
         ``stall(cycle) -> bool``: ``req.ready`` is low in that cycle (the peer's cycles
         count from 0).  Called once a cycle, in order, so it may draw from a generator.
@@ -58,7 +59,9 @@ class MemoryPeer:
     issued: list = None
 
     def read(self, addr):
-        return self.memory.get(addr, self.default(addr))
+        if self.default is None or addr in self.memory:
+            return self.memory[addr]
+        return self.default(addr)
 
     async def serve(self, ctx):
         req, resp = self.port.req, self.port.resp

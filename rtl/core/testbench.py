@@ -1,7 +1,8 @@
-"""Simulation peers of a core: a DRAM model serving the memory port and a control driver
-(Amaranth async testbench).  The cocotb twin is :mod:`.cocotb_core`.
+"""Simulation peers of a core: DRAM behind the memory port (a
+:class:`~trident.verify.memory_peer.MemoryPeer` over the job's image) and a control driver
+(Amaranth async testbenches).  The cocotb twin is :mod:`.cocotb_core`.
 
-The DRAM model takes a request whenever ``req.ready`` is up (low with probability
+The DRAM takes a request whenever ``req.ready`` is up (low with probability
 ``backpressure``), answers each read after ``latency`` cycles plus a random ``0 … jitter``
 (never overtaking: responses stay in request order) and holds ``resp.valid`` until the
 core takes it.  A read returns the word as it was when the read was accepted.  It asserts
@@ -9,13 +10,13 @@ that no request reaches past ``dram_words`` (validation must have stopped the pr
 """
 
 import random
-from collections import deque
 from dataclasses import dataclass, field
 
-from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
-__all__ = ["RunResult", "run_program", "serve_and_run"]
+from ...verify.memory_peer import MemoryPeer
+
+__all__ = ["RunResult", "run_program"]
 
 
 @dataclass
@@ -39,47 +40,40 @@ class RunResult:
     cycles: int = 0
 
 
-async def serve_and_run(ctx, core, memory, pc, *, latency=1, jitter=0, backpressure=0.0,
-                        seed=0, max_cycles=2_000_000):
-    """Start the program at ``pc``, serve the memory port from ``memory`` (``numpy.uint32``,
-    modified in place) until ``done``; return a :class:`RunResult`.  ``TimeoutError`` after
-    ``max_cycles``."""
-    rng = random.Random(seed)
-    req, resp, ctrl = core.mem.req, core.mem.resp, core.ctrl
-    payload = Value.cast(req.payload)
-    aw = core.addr_width
-    pending = deque()
+class _Dram:
+    """The current job's DRAM image (``numpy.uint32``, written in place) as the memory
+    peer's word store; an access at or past ``dram_words`` fails the run."""
+
+    def __init__(self, dram_words):
+        self.dram_words = dram_words
+        self.image = None
+
+    def _check(self, addr):
+        # invariant: validation keeps every access of a program inside DRAM
+        assert addr < self.dram_words, f"access to {addr} past DRAM ({self.dram_words})"
+
+    def __getitem__(self, addr):
+        self._check(addr)
+        return int(self.image[addr])
+
+    def __setitem__(self, addr, word):
+        self._check(addr)
+        self.image[addr] = word
+
+
+async def _start_and_wait(ctx, core, pc, max_cycles):
+    """Start the program at ``pc`` and wait for ``done``: a :class:`RunResult`.
+    ``TimeoutError`` after ``max_cycles``."""
+    ctrl = core.ctrl
     ctx.set(ctrl.program, pc)
     ctx.set(ctrl.start, 1)
     await ctx.tick()
     ctx.set(ctrl.start, 0)
     cycle = 0
-    last_due = 0
     while True:
         if cycle >= max_cycles:
             raise TimeoutError(f"no done after {cycle} cycles")
-        ctx.set(req.ready, 0 if backpressure and rng.random() < backpressure else 1)
-        if pending and pending[0][0] <= cycle:
-            ctx.set(resp.valid, 1)
-            ctx.set(resp.payload, pending[0][1])
-        else:
-            ctx.set(resp.valid, 0)
-        _, _, r_valid, r_ready, r_bits, s_valid, s_ready, done = await ctx.tick().sample(
-            req.valid, req.ready, payload, resp.valid, resp.ready, ctrl.done)
-        if r_valid and r_ready:
-            addr = r_bits & ((1 << aw) - 1)
-            write = (r_bits >> aw) & 1
-            # invariant: validation keeps every access of a program inside DRAM
-            assert addr < core.dram_words, f"access to {addr} past DRAM ({core.dram_words})"
-            data = (r_bits >> (aw + 1)) & 0xFFFFFFFF
-            if write:
-                memory[addr] = data
-            else:
-                due = max(last_due, cycle + latency + (rng.randint(0, jitter) if jitter else 0))
-                last_due = due
-                pending.append((due, int(memory[addr])))
-        if s_valid and s_ready:
-            pending.popleft()
+        _, _, done = await ctx.tick().sample(ctrl.done)
         cycle += 1
         if done:
             break
@@ -88,22 +82,31 @@ async def serve_and_run(ctx, core, memory, pc, *, latency=1, jitter=0, backpress
                      overflow=ctx.get(core.overflow), counters=counters, cycles=cycle)
 
 
-def run_program(core, jobs, **kwargs):
+def run_program(core, jobs, *, latency=1, jitter=0, backpressure=0.0, seed=0,
+                max_cycles=2_000_000):
     """Run programs on one fresh Amaranth simulation of ``core``, one after the other (each
     from ``start`` to ``done``).  ``jobs``: ``(memory, pc)`` or ``(memory, pc, host)``;
     ``memory`` (``numpy.uint32``) is modified in place and ``host(memory)``, when given,
-    runs before that program starts (the host's part of a training step).  Keyword
-    arguments go to :func:`serve_and_run`.  Returns one :class:`RunResult` per job."""
+    runs before that program starts (the host's part of a training step).  The DRAM's
+    timing as the module says; ``TimeoutError`` when a program runs ``max_cycles`` without
+    ``done``.  Returns one :class:`RunResult` per job."""
+    rng = random.Random(seed)
+    dram = _Dram(core.dram_words)
+    peer = MemoryPeer(core.mem, dram, default=None,
+                      stall=lambda cycle: bool(backpressure) and rng.random() < backpressure,
+                      latency=lambda: latency + (rng.randint(0, jitter) if jitter else 0))
     results = []
 
-    async def bench(ctx):
+    async def control(ctx):
         for memory, pc, *host in jobs:
             if host and host[0] is not None:
                 host[0](memory)
-            results.append(await serve_and_run(ctx, core, memory, pc, **kwargs))
+            dram.image = memory
+            results.append(await _start_and_wait(ctx, core, pc, max_cycles))
 
     sim = Simulator(core)
     sim.add_clock(1e-8)
-    sim.add_testbench(bench)
+    sim.add_testbench(control)
+    sim.add_testbench(peer.serve, background=True)
     sim.run()
     return results
