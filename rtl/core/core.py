@@ -543,27 +543,39 @@ class TridentCore(wiring.Component):
                            (st_wr.en, fpipe.state.wen, bpipe.state.wen)):
             m.d.comb += port.eq(Mux(fp_phase, a, b))
         m.d.comb += [fpipe.state.rdata.eq(st_rd.data), bpipe.state.rdata.eq(st_rd.data)]
-        # one neuron unit: FP's neurons, or BPN's spike recomputation
+        # one neuron unit: FP's neurons, or BPN's spike recomputation (its registers one
+        # cycle behind the pipe's: see the layer's registers below)
+        unit_regs = Signal(NeuronRegisters)
         for phase, pipe in ((fp_phase, fpipe), (~fp_phase, bpipe)):
             with m.If(phase):
                 wiring.connect(m, pipe.neuron.i, nu.i)
                 wiring.connect(m, nu.o, pipe.neuron.o)
-                m.d.comb += nu.regs.eq(pipe.neuron.regs)
+                m.d.comb += unit_regs.eq(pipe.neuron.regs)
+        m.d.sync += nu.regs.eq(unit_regs)
 
         # ---- descriptor and parameter block ---------------------------------------------
         d = Signal(descriptor_layout)
         params = Signal(D.PARAM_HEADER_WORDS * WORD_BITS)
         pc = Signal(aw)
         par = [params.word_select(k, WORD_BITS) for k in range(D.PARAM_HEADER_WORDS)]
+        # the layer's neuron registers, registered: they settle in the cycle after the
+        # parameter header's last word and the neuron unit sees them a cycle later still
+        # (a run's first item reaches it through the DMA's FIFOs well after that), so the
+        # descriptor's fields reach no arithmetic in the cycle they change
+        layer_regs = Signal(NeuronRegisters)
         regs = Signal(NeuronRegisters)
+        m.d.sync += regs.eq(layer_regs)
+        m.d.sync += Assert(~nu.i.valid | ((regs.as_value() == layer_regs.as_value())
+                                          & (nu.regs.as_value() == unit_regs.as_value())),
+                           "core: an item reached the neuron unit before the layer's registers")
         m.d.comb += [
-            regs.kind.eq(d.neuron), regs.soft_reset.eq(d.soft_reset),
-            regs.decay_input.eq(d.decay_input), regs.surrogate.eq(d.surrogate),
-            regs.v_th.eq(par[0][:16]), regs.v_reset.eq(par[0][16:]),
-            regs.v_rest.eq(par[1][:16]), regs.inv_tau.eq(par[1][16:]),
-            regs.leak.eq(par[2][:16]), regs.k.eq(par[2][16:]),
-            regs.alpha.eq(par[3][:16]), regs.half_width.eq(par[3][16:]),
-            regs.neg_alpha_sq.eq(par[4][:16]),
+            layer_regs.kind.eq(d.neuron), layer_regs.soft_reset.eq(d.soft_reset),
+            layer_regs.decay_input.eq(d.decay_input), layer_regs.surrogate.eq(d.surrogate),
+            layer_regs.v_th.eq(par[0][:16]), layer_regs.v_reset.eq(par[0][16:]),
+            layer_regs.v_rest.eq(par[1][:16]), layer_regs.inv_tau.eq(par[1][16:]),
+            layer_regs.leak.eq(par[2][:16]), layer_regs.k.eq(par[2][16:]),
+            layer_regs.alpha.eq(par[3][:16]), layer_regs.half_width.eq(par[3][16:]),
+            layer_regs.neg_alpha_sq.eq(par[4][:16]),
         ]
         inv_t, lr, mu, shift = par[4][16:], par[5][:16], par[5][16:], par[6][:5]
         op = d.op
