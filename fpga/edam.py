@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
+import tempfile
 from pathlib import Path
 
 from .boards import Board
 from .configs import Config
 from .harness import BoardTop
+from .launcher import find_tool
 
 __all__ = ["TOP", "design_name", "verilog_for", "constraints_for", "make_edam", "write_sources", "make_top",
            "DEFAULT_SYNTH_OPTIONS",
@@ -50,9 +53,24 @@ def make_top(config: Config, board: Board, params: dict | None = None) -> BoardT
 
 
 def verilog_for(top: BoardTop) -> str:
-    from amaranth.back import verilog
+    """The board top's Verilog for synthesis: Amaranth's RTLIL through the full Yosys
+    (YoWASP), with the design's simulation assertions removed (``chformal -remove``): the
+    synthesis flow reads plain Verilog, which has no immediate ``assert``, and a bitstream
+    has no use for them (the simulators check them; ``Print`` statements stay)."""
+    from amaranth.back import rtlil
     with builtin_yosys():
-        return verilog.convert(top, name=TOP, emit_src=True)
+        text = rtlil.convert(top, name=TOP, emit_src=True)
+    with tempfile.TemporaryDirectory(prefix="trident-verilog-") as tmp:
+        work = Path(tmp)
+        (work / "top.il").write_text(text)
+        # the steps of Amaranth's own Verilog back end, after the assertions' removal
+        script = ("read_rtlil top.il; chformal -remove; proc -nomux -norom; memory_collect; "
+                  "write_verilog -norename top.v")
+        done = subprocess.run([find_tool("yosys"), "-q", "-p", script], cwd=work,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"Yosys could not write the design's Verilog:\n{done.stderr}")
+        return (work / "top.v").read_text()
 
 
 def constraints_for(board: Board, freq_mhz: float) -> tuple[str, str, str]:

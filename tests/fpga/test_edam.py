@@ -1,11 +1,17 @@
-"""EDAM generation and edalize flow configuration (no tools run)."""
+"""EDAM generation and edalize flow configuration (no place and route: Yosys only writes
+and reads the board's Verilog)."""
 import json
 import re
+import subprocess
+
+from amaranth.hdl import Assert, Elaboratable, Module, Print, Signal
 
 from trident.fpga.boards import get_board
 from trident.fpga.build import edalize_flow, generate, launcher_command
 from trident.fpga.configs import get_config
-from trident.fpga.edam import design_name, make_edam
+from trident.fpga.edam import design_name, make_edam, verilog_for
+from trident.fpga.harness import BoardTop
+from trident.fpga.launcher import find_tool
 
 
 def test_design_name():
@@ -66,3 +72,30 @@ def test_vivado_project_generation(tmp_path):
     assert "read_verilog {top.v}" in tcl and "read_xdc {top.xdc}" in tcl
     assert "-period 8.000" in (tmp_path / "top.xdc").read_text()
     assert "vivado" in (tmp_path / "Makefile").read_text()
+
+
+class _CheckedCounter(Elaboratable):
+    """A counter with a simulation assertion and a print, as the Trident core has."""
+
+    def __init__(self):
+        self.leds = Signal(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.leds.eq(self.leds + 1)
+        m.d.sync += Assert(self.leds != 9, "counter: past 8")
+        with m.If(self.leds == 15):
+            m.d.sync += Print("counter wrapped")
+        return m
+
+
+def test_board_verilog_has_no_assertions_and_reads_as_plain_verilog(tmp_path):
+    """Yosys reads the board's sources as Verilog-2005, which has no immediate ``assert``:
+    the design's assertions are removed (its prints stay, synthesis ignores them)."""
+    text = verilog_for(BoardTop(_CheckedCounter(), 4))
+    assert "assert" not in text and "$write" in text
+    (tmp_path / "top.v").write_text(text)
+    done = subprocess.run([find_tool("yosys"), "-q", "-p",
+                           "read_verilog top.v; synth -top top; stat"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
