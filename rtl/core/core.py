@@ -477,7 +477,9 @@ class TridentCore(wiring.Component):
         cb = self.count_bits
         aw = self.addr_width
         ctrl = self.ctrl
-        abort = Signal()                  # a refused address at run time: reset the datapath
+        # a refused address at run time resets the datapath, from a register (the cycle
+        # after the refusal, while the sequencer stops): no state decode drives the resets
+        abort = Signal()
         max_rows = self.max_steps * self.max_batch
 
         def sub(name, unit):
@@ -653,8 +655,7 @@ class TridentCore(wiring.Component):
         def finish(cond):
             """End the run state when ``cond``; a refused address stops the core."""
             with m.If(dma.error):
-                m.d.sync += stop_code.eq(ErrorCode.ADDRESS_RANGE)
-                m.d.comb += abort.eq(1)
+                m.d.sync += [stop_code.eq(ErrorCode.ADDRESS_RANGE), abort.eq(1)]
                 m.next = "STOP"
             with m.Elif(cond):
                 m.d.comb += accumulate.eq(1)
@@ -841,6 +842,7 @@ class TridentCore(wiring.Component):
             with m.If(scatter.overflow):
                 m.d.sync += overflow.eq(1)
 
+        m.d.sync += abort.eq(0)
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 with m.If(ctrl.start):
