@@ -311,6 +311,10 @@ class LaneGather(wiring.Component):
     """Rows of ``row_words`` words → ``L``-lane values of ``L/2`` words each; the last value
     of a row takes the row's remaining words, its missing lanes ``+0``.
 
+    A value leaves from a register (one cycle after its last word; one value per word
+    at full rate): the WG engine's event compressor, which tests every lane of ``o`` for
+    non-zero, then starts from a flip-flop and not from the DMA's LUT-RAM FIFO.
+
     Members
     -------
     i : In(stream.Signature(32))
@@ -342,11 +346,16 @@ class LaneGather(wiring.Component):
         for q in range(half):
             m.d.comb += word.word_select(q, WORD_BITS).eq(
                 Mux(k == q, self.i.payload, Mux(q < k, acc.word_select(q, WORD_BITS), 0)))
-        m.d.comb += [self.o.valid.eq(self.i.valid & last), self.o.payload.eq(word),
-                     self.i.ready.eq(~last | self.o.ready)]
+        full = Signal()
+        m.d.comb += [self.o.valid.eq(full),
+                     self.i.ready.eq(~last | ~full | self.o.ready)]
+        with m.If(self.o.ready):
+            m.d.sync += full.eq(0)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [acc.word_select(k, WORD_BITS).eq(self.i.payload),
                          k.eq(Mux(last, 0, k + 1)), w.eq(Mux(row_end, 0, w + 1))]
+            with m.If(last):
+                m.d.sync += [self.o.payload.eq(word), full.eq(1)]
         with m.If(self.start):
             m.d.sync += [k.eq(0), w.eq(0)]
         return m
