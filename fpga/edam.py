@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
-import tempfile
 from pathlib import Path
 
 from .boards import Board
@@ -58,19 +56,13 @@ def verilog_for(top: BoardTop) -> str:
     synthesis flow reads plain Verilog, which has no immediate ``assert``, and a bitstream
     has no use for them (the simulators check them; ``Print`` statements stay)."""
     from amaranth.back import rtlil
+
+    from trident.verify.verilog import rtlil_to_verilog
     with builtin_yosys():
         text = rtlil.convert(top, name=TOP, emit_src=True)
-    with tempfile.TemporaryDirectory(prefix="trident-verilog-") as tmp:
-        work = Path(tmp)
-        (work / "top.il").write_text(text)
-        # the steps of Amaranth's own Verilog back end, after the assertions' removal
-        script = ("read_rtlil top.il; chformal -remove; proc -nomux -norom; memory_collect; "
-                  "write_verilog -norename top.v")
-        done = subprocess.run([find_tool("yosys"), "-q", "-p", script], cwd=work,
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"Yosys could not write the design's Verilog:\n{done.stderr}")
-        return (work / "top.v").read_text()
+    # the steps of Amaranth's own Verilog back end, after the assertions' removal
+    return rtlil_to_verilog(text, "chformal -remove; proc -nomux -norom; memory_collect",
+                            yosys=find_tool("yosys"))
 
 
 def constraints_for(board: Board, freq_mhz: float) -> tuple[str, str, str]:

@@ -13,13 +13,15 @@ import inspect
 import json
 import os
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import amaranth
 
 __all__ = ["repo_root", "build_root", "verilog_cache_dir", "config_key", "VerilogModule",
-           "generate_verilog", "toplevel_name"]
+           "generate_verilog", "toplevel_name", "rtlil_to_verilog"]
 
 
 def repo_root():
@@ -120,6 +122,28 @@ _ZERO_MEMINIT = re.compile(r"^  cell \$meminit_v2 \S+\n(?:    .*\n)*?    connect
                            r"(?:    .*\n)*?  end\n", re.MULTILINE)
 #: A memory's declaration in Yosys' Verilog: width, name (escaped names end in a space), depth.
 _MEMORY = re.compile(r"^  reg (?:\[(\d+):0\] )?(\S+ ?) \[(\d+):0\];\n", re.MULTILINE)
+
+
+def rtlil_to_verilog(rtlil_text, passes, *, yosys, write_options="-norename"):
+    """Amaranth's RTLIL → Verilog through a full Yosys (``yosys``: YoWASP's; Amaranth's
+    built-in one lacks passes such as ``chformal`` and ``pmuxtree``): ``read_rtlil``, then
+    ``passes`` (a Yosys script), then ``write_verilog write_options``.
+
+    Raises
+    ------
+    RuntimeError
+        Yosys failed; the message carries its output.
+    """
+    with tempfile.TemporaryDirectory(prefix="trident-verilog-") as tmp:
+        work = Path(tmp)
+        (work / "design.il").write_text(rtlil_text)
+        script = f"read_rtlil design.il; {passes}; write_verilog {write_options} design.v"
+        done = subprocess.run([yosys, "-q", "-p", script], cwd=work, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"Yosys could not write the design's Verilog "
+                               f"({passes}):\n{done.stderr}{done.stdout}")
+        return (work / "design.v").read_text()
 
 
 def _zero_memories_by_loop(text):

