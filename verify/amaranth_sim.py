@@ -36,14 +36,17 @@ class StreamResult:
         For each transaction, clock edges between its input and its output transfer.
     cycles : int
         Clock cycles simulated.
+    probes : list of int
+        The values of the ``probes`` signals two cycles after the last output.
     """
     outputs: list = field(default_factory=list)
     latencies: list = field(default_factory=list)
     cycles: int = 0
+    probes: list = field(default_factory=list)
 
 
 def simulate_stream(dut, inputs, *, idle=0.0, backpressure=0.0, seed=0, vcd=None,
-                    max_cycles=None, in_port="i", out_port="o", n_outputs=None):
+                    max_cycles=None, in_port="i", out_port="o", n_outputs=None, probes=()):
     """Simulate a component with stream ports ``i``/``o`` on a list of payloads.
 
     Parameters
@@ -66,6 +69,9 @@ def simulate_stream(dut, inputs, *, idle=0.0, backpressure=0.0, seed=0, vcd=None
     n_outputs : int, optional
         Outputs to collect, for components that do not make one output per input (default:
         one per input). Latencies are then not recorded.
+    probes : sequence of Value
+        Signals of the component to read when it is done (e.g. a count of flag pulses),
+        two cycles after the last output so that registered flags settle.
 
     Returns
     -------
@@ -112,6 +118,9 @@ def simulate_stream(dut, inputs, *, idle=0.0, backpressure=0.0, seed=0, vcd=None
                     result.latencies.append(cycle - accepted_at[k] if k < len(accepted_at) else -1)
             cycle += 1
         result.cycles = cycle
+        ctx.set(i_port.valid, 0)
+        await ctx.tick().repeat(2)
+        result.probes = [ctx.get(p) for p in probes]
 
     # The wrapper defines ``sync`` so that combinational units (stages=0) simulate too.
     top = Module()

@@ -20,7 +20,7 @@ cycle before ``start`` to the end of the run: the units compare against register
 (:func:`last_of`).
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -413,8 +413,9 @@ class GradScatter(wiring.Component):
     after the other) → row-major words: per pair of inputs ``(2p, 2p+1)`` one word per lane
     ``l`` (row ``g·L + l``); lanes of the last group ``≥ last_lanes`` are ``skip``; an odd
     ``n_in`` pads the last word with ``+0``.  Also flags non-finite gradients of the written
-    lanes.  The words leave through a two-word FIFO, so ``i.ready`` and the pair/lane logic
-    see its level (registers) and not the consumer's ``ready``.
+    lanes.  The gradients come in and the words leave through two-word FIFOs: ``i.ready``
+    is the input FIFO's level (registers), not the pair/lane logic, and that logic sees the
+    output FIFO's level and not the consumer's ``ready``.
 
     Members
     -------
@@ -450,12 +451,18 @@ class GradScatter(wiring.Component):
         group = Signal.like(self.n_groups)
         n_lanes = Mux(group == last_of(m, self.n_groups), self.last_lanes, L)
         lane = Signal(range(L))
-        value = self.i.payload.value
+        inq = fifo.SyncFIFO(width=len(Value.cast(self.i.payload)), depth=2)
+        m.submodules.inq = inq
+        m.d.comb += [inq.w_en.eq(self.i.valid), inq.w_data.eq(self.i.payload),
+                     self.i.ready.eq(inq.w_rdy)]
+        grad = data.View(self.i.payload.shape(), inq.r_data)
+        value = grad.value
+        take = Signal()                           # the pair/lane logic takes inq's word
         odd_in = idx[0]
         last_in = idx == last_of(m, self.n_in)
         # a pair is complete with its odd input, or with the even one if it is the last
         pair = Signal()
-        m.d.comb += pair.eq(self.i.valid & (odd_in | last_in))
+        m.d.comb += pair.eq(inq.r_rdy & (odd_in | last_in))
         hi = Mux(odd_in, value[lane], 0)
         lo = Mux(odd_in, even[lane], value[lane])
         out = fifo.SyncFIFO(width=write_layout.size, depth=2)
@@ -465,8 +472,9 @@ class GradScatter(wiring.Component):
                      out.w_en.eq(pair), out.w_data.eq(word),
                      self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
                      out.r_en.eq(self.o.ready),
-                     self.i.ready.eq(~pair | (out.w_rdy & (lane == L - 1)))]
-        with m.If(self.i.valid & self.i.ready):
+                     take.eq(inq.r_rdy & (~pair | (out.w_rdy & (lane == L - 1)))),
+                     inq.r_en.eq(take)]
+        with m.If(take):
             m.d.sync += [idx.eq(Mux(last_in, 0, idx + 1)), lane.eq(0)]
             with m.If(last_in):
                 m.d.sync += group.eq(group + 1)
@@ -477,7 +485,7 @@ class GradScatter(wiring.Component):
         # registered: the flag feeds the core's overflow register and its outputs, which
         # must not hang on the pair/ready logic (a chip-crossing path in place and route)
         nonfinite = Cat(*[(l < n_lanes) & (value[l].exponent == 0x1F) for l in range(L)]).any()
-        m.d.sync += self.overflow.eq(self.i.valid & self.i.ready & nonfinite)
+        m.d.sync += self.overflow.eq(take & nonfinite)
         with m.If(self.start):
             m.d.sync += [idx.eq(0), lane.eq(0), group.eq(0)]
         return m

@@ -1,6 +1,12 @@
 """The stream glue between the DMA and the engines (``rtl/core/glue.py``) in the Amaranth
 simulator; the weight loaders have ``test_weight_loaders.py``.
 
+``GradScatter``: WG's lane words of random gradients for ``n_groups`` groups of ``n_in``
+inputs (odd and even ``n_in``, a short last group) against the row-major words a reference
+builds (pairs of inputs per word, ``skip`` on the last group's missing rows, ``+0`` padding an
+odd row), with idle input and stalled output, and its ``overflow`` pulse counted against the
+non-finite gradients of the rows that exist.
+
 ``LaneGather``: rows of random words (any ``row_words``, so a row's last value is short and
 its missing lanes must be ``+0``) against the values a reference packing gives, with the
 input idle and the output stalled at random, and at full rate, where a value must leave
@@ -14,7 +20,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from trident.rtl.core.glue import LaneGather
+from trident.rtl.core.glue import GradScatter, LaneGather
+from trident.rtl.engines.wg import grad_layout
 from trident.verify.amaranth_sim import simulate_stream
 
 WORD_BITS = 32
@@ -70,3 +77,71 @@ def test_lane_gather(lanes, row_words, idle, backpressure):
         # one word per cycle: the settling cycle and the output register's one cycle of
         # latency, not a bubble per value
         assert res.cycles == len(words) + 2
+
+
+class _FixedGroups(wiring.Component):
+    """``GradScatter`` with its run configuration tied to constants and its ``overflow``
+    pulses counted (the input waits one cycle, as in ``_FixedRows``)."""
+
+    def __init__(self, lanes, n_in, n_groups, last_lanes):
+        self.scatter = GradScatter(grad_layout(lanes, 64, 4), lanes=lanes, count_bits=8)
+        self.config = (n_in, n_groups, last_lanes)
+        super().__init__({"i": In(self.scatter.i.signature.flip()),
+                          "o": Out(self.scatter.o.signature),
+                          "overflows": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.scatter = dut = self.scatter
+        settled = Signal()
+        m.d.sync += settled.eq(1)
+        m.d.comb += [dut.i.valid.eq(self.i.valid & settled),
+                     self.i.ready.eq(dut.i.ready & settled),
+                     dut.i.payload.eq(self.i.payload),
+                     dut.n_in.eq(self.config[0]), dut.n_groups.eq(self.config[1]),
+                     dut.last_lanes.eq(self.config[2])]
+        wiring.connect(m, dut.o, wiring.flipped(self.o))
+        with m.If(dut.overflow):
+            m.d.sync += self.overflows.eq(self.overflows + 1)
+        return m
+
+
+def _scatter_case(rng, lanes, n_in, n_groups, last_lanes):
+    """(input payloads, expected output payloads, non-finite gradients of existing rows)."""
+    layout = grad_layout(lanes, 64, 4)
+    specials = [0x7C00, 0xFC00, 0x7E00]
+    inputs, grads, nonfinite = [], {}, 0
+    for g in range(n_groups):
+        rows = last_lanes if g == n_groups - 1 else lanes
+        for i in range(n_in):
+            value = []
+            for l in range(lanes):
+                h = rng.choice(specials) if rng.random() < 0.05 else rng.getrandbits(15) & 0x7BFF
+                grads[g, i, l] = h
+                value.append(h)
+                nonfinite += l < rows and (h & 0x7C00) == 0x7C00
+            inputs.append(sum(h << 16 * l for l, h in enumerate(value))
+                          | i << layout["index"].offset | g << layout["group"].offset)
+    outputs = []
+    for g in range(n_groups):
+        rows = last_lanes if g == n_groups - 1 else lanes
+        for p in range(0, n_in, 2):
+            for l in range(lanes):
+                lo = grads[g, p, l]
+                hi = grads[g, p + 1, l] if p + 1 < n_in else 0
+                outputs.append((lo | hi << 16) | (int(l >= rows) << 32))
+    return inputs, outputs, nonfinite
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+@pytest.mark.parametrize("n_in,n_groups,last_lanes", [(1, 1, 1), (6, 2, 1), (7, 3, 2), (5, 1, 4)])
+@pytest.mark.parametrize("idle,backpressure", [(0.0, 0.0), (0.3, 0.4)])
+def test_grad_scatter(lanes, n_in, n_groups, last_lanes, idle, backpressure):
+    last_lanes = min(last_lanes, lanes)
+    rng = random.Random(lanes * 1000 + n_in * 10 + n_groups)
+    inputs, expect, nonfinite = _scatter_case(rng, lanes, n_in, n_groups, last_lanes)
+    dut = _FixedGroups(lanes, n_in, n_groups, last_lanes)
+    res = simulate_stream(dut, inputs, idle=idle, backpressure=backpressure, seed=n_in,
+                          n_outputs=len(expect), probes=[dut.overflows])
+    assert [hex(v) for v in res.outputs] == [hex(v) for v in expect]
+    assert res.probes == [nonfinite]
