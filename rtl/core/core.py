@@ -628,7 +628,10 @@ class TridentCore(wiring.Component):
         stop_code = Signal(4)
         sent = Signal(6)                  # address programs / commands issued in this state
         overflow = Signal()
-        restart = Signal()                # a new descriptor's datapath run begins
+        # a new descriptor's datapath run begins: high in the DISPATCH cycle, from a register
+        # (it resets the engines' run state all over the chip; a decode of the sequencer's
+        # state there was on critical paths)
+        restart = Signal()
         accumulate = Signal()             # a descriptor's run ends: fold engine counters in
         fetched = Signal()                # a descriptor was fetched and is being checked
         m.d.comb += [fpipe.start.eq(restart), bpipe.start.eq(restart), fp_load.start.eq(restart),
@@ -843,7 +846,7 @@ class TridentCore(wiring.Component):
             with m.If(scatter.overflow):
                 m.d.sync += overflow.eq(1)
 
-        m.d.sync += abort.eq(0)
+        m.d.sync += [abort.eq(0), restart.eq(0)]
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 with m.If(ctrl.start):
@@ -904,10 +907,9 @@ class TridentCore(wiring.Component):
                     m.d.sync += [params.word_select(word_cnt[:3], WORD_BITS).eq(dma.rd[0].payload),
                                  word_cnt.eq(word_cnt + 1)]
                     with m.If(word_cnt == D.PARAM_HEADER_WORDS - 1):
-                        m.d.sync += [word_cnt.eq(0), sent.eq(0)]
+                        m.d.sync += [word_cnt.eq(0), sent.eq(0), restart.eq(1)]
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
-                m.d.comb += restart.eq(1)
                 with m.Switch(op):
                     with m.Case(Opcode.FP):
                         m.next = "FP_LOAD"
@@ -1098,6 +1100,8 @@ class TridentCore(wiring.Component):
                                     "trident core: the descriptor at word 0x{:x} stopped the "
                                     f"program: {code.name} (error {code.value})", pc))
         m.d.comb += running.eq(~fsm.ongoing("IDLE"))
+        m.d.sync += Assert(restart == fsm.ongoing("DISPATCH"),
+                           "trident core: restart is high in the DISPATCH cycle only")
 
         m.d.comb += [ctrl.busy.eq(running), self.overflow.eq(overflow), dma.clear.eq(ctrl.start)]
         # validation stops every descriptor whose addresses leave DRAM, so the DMA's own
