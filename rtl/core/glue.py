@@ -459,7 +459,10 @@ class GradScatter(wiring.Component):
         value = grad.value
         take = Signal()                           # the pair/lane logic takes inq's word
         odd_in = idx[0]
-        last_in = idx == last_of(m, self.n_in)
+        # "idx is the last input" kept in a register: the run's configuration is steady
+        # from before ``start``, so the comparisons feed a flip-flop and not ``take``
+        last_idx = last_of(m, self.n_in)
+        last_in = Signal()
         # a pair is complete with its odd input, or with the even one if it is the last
         pair = Signal()
         m.d.comb += pair.eq(inq.r_rdy & (odd_in | last_in))
@@ -475,7 +478,8 @@ class GradScatter(wiring.Component):
                      take.eq(inq.r_rdy & (~pair | (out.w_rdy & (lane == L - 1)))),
                      inq.r_en.eq(take)]
         with m.If(take):
-            m.d.sync += [idx.eq(Mux(last_in, 0, idx + 1)), lane.eq(0)]
+            m.d.sync += [idx.eq(Mux(last_in, 0, idx + 1)), lane.eq(0),
+                         last_in.eq(Mux(last_in, last_idx == 0, idx + 1 == last_idx))]
             with m.If(last_in):
                 m.d.sync += group.eq(group + 1)
             with m.If(~pair):
@@ -487,7 +491,7 @@ class GradScatter(wiring.Component):
         nonfinite = Cat(*[(l < n_lanes) & (value[l].exponent == 0x1F) for l in range(L)]).any()
         m.d.sync += self.overflow.eq(take & nonfinite)
         with m.If(self.start):
-            m.d.sync += [idx.eq(0), lane.eq(0), group.eq(0)]
+            m.d.sync += [idx.eq(0), lane.eq(0), group.eq(0), last_in.eq(last_idx == 0)]
         return m
 
 

@@ -81,7 +81,8 @@ def test_lane_gather(lanes, row_words, idle, backpressure):
 
 class _FixedGroups(wiring.Component):
     """``GradScatter`` with its run configuration tied to constants and its ``overflow``
-    pulses counted (the input waits one cycle, as in ``_FixedRows``)."""
+    pulses counted; as in the core, ``start`` comes after the configuration has settled
+    (cycle 1) and the first gradient after ``start``."""
 
     def __init__(self, lanes, n_in, n_groups, last_lanes):
         self.scatter = GradScatter(grad_layout(lanes, 64, 4), lanes=lanes, count_bits=8)
@@ -93,9 +94,12 @@ class _FixedGroups(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.scatter = dut = self.scatter
-        settled = Signal()
-        m.d.sync += settled.eq(1)
-        m.d.comb += [dut.i.valid.eq(self.i.valid & settled),
+        phase = Signal(2)
+        settled = phase == 2
+        with m.If(~settled):
+            m.d.sync += phase.eq(phase + 1)
+        m.d.comb += [dut.start.eq(phase == 1),
+                     dut.i.valid.eq(self.i.valid & settled),
                      self.i.ready.eq(dut.i.ready & settled),
                      dut.i.payload.eq(self.i.payload),
                      dut.n_in.eq(self.config[0]), dut.n_groups.eq(self.config[1]),
@@ -134,7 +138,8 @@ def _scatter_case(rng, lanes, n_in, n_groups, last_lanes):
 
 
 @pytest.mark.parametrize("lanes", [2, 4])
-@pytest.mark.parametrize("n_in,n_groups,last_lanes", [(1, 1, 1), (6, 2, 1), (7, 3, 2), (5, 1, 4)])
+@pytest.mark.parametrize("n_in,n_groups,last_lanes",
+                         [(1, 1, 1), (1, 3, 2), (2, 2, 2), (6, 2, 1), (7, 3, 2), (5, 1, 4)])
 @pytest.mark.parametrize("idle,backpressure", [(0.0, 0.0), (0.3, 0.4)])
 def test_grad_scatter(lanes, n_in, n_groups, last_lanes, idle, backpressure):
     last_lanes = min(last_lanes, lanes)
