@@ -101,7 +101,10 @@ class FPWeightLoader(wiring.Component):
         hi = Signal(_lanes_word(L))
         hi_pending = Signal()
         addr = Signal.like(self.o.payload.addr)
-        last_group = g == last_of(m, self.n_groups)
+        # "g is the last group" in a register (the geometry is steady from before
+        # ``start``): the lane and ready logic start from flip-flops, not from a comparison
+        last_g = last_of(m, self.n_groups)
+        last_group = Signal()
         n_lanes = Mux(last_group, self.last_lanes, L)
         group_end = lane == Mux(last_group, last_of(m, self.last_lanes), L - 1)
         # the odd word goes out in the cycle after the even one; only a one-lane group can
@@ -113,7 +116,7 @@ class FPWeightLoader(wiring.Component):
             with m.If(group_end):
                 m.d.sync += lane.eq(0)
                 with m.If(p == last_of(m, self.row_words)):
-                    m.d.sync += [p.eq(0), g.eq(g + 1)]
+                    m.d.sync += [p.eq(0), g.eq(g + 1), last_group.eq(g + 1 == last_g)]
                 with m.Else():
                     m.d.sync += p.eq(p + 1)
             with m.Else():
@@ -138,7 +141,8 @@ class FPWeightLoader(wiring.Component):
         with m.If(self.o.valid):
             m.d.sync += addr.eq(addr + 1)
         with m.If(self.start):
-            m.d.sync += [lane.eq(0), p.eq(0), g.eq(0), addr.eq(0), hi_pending.eq(0)]
+            m.d.sync += [lane.eq(0), p.eq(0), g.eq(0), addr.eq(0), hi_pending.eq(0),
+                         last_group.eq(last_g == 0)]
         return m
 
 

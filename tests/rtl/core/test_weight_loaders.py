@@ -1,8 +1,16 @@
-"""The BP weight loader in the Amaranth simulator: DRAM weight rows (random integer weights
-as binary16, ``Co × C_row × kk``) streamed span by span, as the DMA reads a tile of ``C``
-input channels, against the engines' layouts (``layout.conv_bp_weight_words``, and
-``layout.bp_weight_words`` for FC) — every (addr, data) word, none missing or extra —
-with the input idle at random or at full rate, where the loader must not stall it."""
+"""The FP and BP weight loaders in the Amaranth simulator.
+
+FP: row-major DRAM rows of ``n_in`` weights (odd and even; an odd row's padding half is
+junk that must not reach the engine), groups of ``L`` rows with a last group of 1 … L
+rows, several layers back to back after ``start`` — every (addr, data) word against
+``layout.fc_weight_words``, at full rate and with idle input; the input is refused only
+where a one-row last group needs it.
+
+BP: DRAM weight rows (random integer weights as binary16, ``Co × C_row × kk``) streamed
+span by span, as the DMA reads a tile of ``C`` input channels, against the engines' layouts
+(``layout.conv_bp_weight_words``, and ``layout.bp_weight_words`` for FC) — every (addr,
+data) word, none missing or extra — with the input idle at random or at full rate, where
+the loader must not stall it."""
 
 import random
 
@@ -11,7 +19,7 @@ import pytest
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
-from trident.rtl.core.glue import BPWeightLoader
+from trident.rtl.core.glue import BPWeightLoader, FPWeightLoader
 from trident.rtl.engines import layout
 from trident.rtl.engines.fp import weight_write_layout
 
@@ -158,3 +166,65 @@ def test_fc_words(lanes, max_kk):
     dut = BPWeightLoader(weight_write_layout(lanes, DEPTH), lanes=lanes, count_bits=COUNT_BITS,
                          max_kk=max_kk)
     _check(cases, _run(dut, cases, random.Random(lanes), set_kk=max_kk > 1))
+
+
+def _fp_case(rng, lanes, out_n, n_in):
+    """(geometry, DRAM word stream, expected (addr, data) words) of one FP weight tile."""
+    w = _weights(rng, out_n, n_in, 1)[:, :, 0]
+    row_words = -(-n_in // 2)
+    rows = np.zeros((out_n, 2 * row_words), np.int64)
+    rows[:, :n_in] = w
+    if n_in % 2:
+        rows[:, -1] = rng.integers(1, 1 << 16, size=out_n)     # junk beyond the row
+    words = rows[:, 0::2] | rows[:, 1::2] << 16
+    groups = -(-out_n // lanes)
+    stream = [int(words[r, p]) for g in range(groups) for p in range(row_words)
+              for r in range(g * lanes, min(out_n, (g + 1) * lanes))]
+    geometry = {"n_in": n_in, "row_words": row_words, "n_groups": groups,
+                "last_lanes": out_n - (groups - 1) * lanes}
+    return geometry, stream, list(zip(*layout.fc_weight_words(w, lanes)))
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+@pytest.mark.parametrize("gap", [0.0, 0.3])
+def test_fp_loader(lanes, gap):
+    rng = np.random.default_rng(20 + lanes)
+    pick = random.Random(lanes)
+    cases = [_fp_case(rng, lanes, out_n, n_in)
+             for out_n in (1, lanes, 2 * lanes + 1, 3 * lanes - 1) for n_in in (1, 2, 7)]
+    dut = FPWeightLoader(weight_write_layout(lanes, DEPTH), lanes=lanes, count_bits=COUNT_BITS)
+    results = []
+
+    async def bench(ctx):
+        for geometry, stream, expect in cases:
+            for name, value in geometry.items():
+                ctx.set(getattr(dut, name), value)
+            await ctx.tick()                # the geometry settles a cycle before start
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            got, sent, stalls, tail = [], 0, 0, 0
+            while tail < 4:
+                offer = sent < len(stream) and pick.random() >= gap
+                ctx.set(dut.i.valid, offer)
+                if offer:
+                    ctx.set(dut.i.payload, stream[sent])
+                _, _, took, refused, valid, word = await ctx.tick().sample(
+                    Value.cast(dut.i.valid) & dut.i.ready, Value.cast(dut.i.valid) & ~dut.i.ready,
+                    dut.o.valid, dut.o.payload.as_value())
+                sent += bool(took)
+                stalls += bool(refused)
+                if valid:
+                    got.append((word >> 16 * lanes, word & ((1 << 16 * lanes) - 1)))
+                tail = tail + 1 if sent == len(stream) else 0
+            ctx.set(dut.i.valid, 0)
+            results.append((got, stalls))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    for (geometry, stream, expect), (got, stalls) in zip(cases, results):
+        assert got == expect, geometry
+        if geometry["last_lanes"] > 1 or geometry["n_in"] == 1:
+            assert stalls == 0, geometry
