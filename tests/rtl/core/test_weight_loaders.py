@@ -74,11 +74,36 @@ class Case:
                 f"gap={self.gap})")
 
 
+async def _feed(ctx, dut, stream, n_expect, rng, gap, quiet):
+    """Offer ``stream`` (idle ``gap`` of the cycles) and collect the (addr, data) words out
+    until ``quiet`` cycles after all words went in and ``n_expect`` came out (a word
+    arriving then is caught: none may follow the last one, nor the loader run on for ever).
+    Returns (words out, cycles the loader refused a word, words it took)."""
+    lanes = dut.lanes
+    got, sent, stalls, tail = [], 0, 0, 0
+    for _ in range(4 * (len(stream) + n_expect) + 100):
+        if tail == quiet:
+            break
+        offer = sent < len(stream) and rng.random() >= gap
+        ctx.set(dut.i.valid, offer)
+        if offer:
+            ctx.set(dut.i.payload, stream[sent])
+        _, _, took, refused, valid, word = await ctx.tick().sample(
+            Value.cast(dut.i.valid) & dut.i.ready, Value.cast(dut.i.valid) & ~dut.i.ready,
+            dut.o.valid, dut.o.payload.as_value())
+        sent += bool(took)
+        stalls += bool(refused)
+        if valid:
+            got.append((word >> 16 * lanes, word & ((1 << 16 * lanes) - 1)))
+        tail = tail + 1 if sent == len(stream) and len(got) >= n_expect else 0
+    ctx.set(dut.i.valid, 0)
+    return got, stalls, sent
+
+
 def _run(dut, cases, rng, set_kk=True):
     """Each case after a ``start``: its words offered (idle ``gap`` of the cycles); returns
     per case the (addr, data) words out, the cycles the loader refused a word and the
     words it took."""
-    lanes = dut.lanes
     results = []
 
     async def bench(ctx):
@@ -92,26 +117,8 @@ def _run(dut, cases, rng, set_kk=True):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            got, sent, stalls, tail = [], 0, 0, 0
-            # after the last word expected, no word may follow (nor run on for ever)
-            for _ in range(4 * (len(case.stream) + len(case.expect)) + 100):
-                if tail == 2 * case.kk + 4:
-                    break
-                offer = sent < len(case.stream) and rng.random() >= case.gap
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, case.stream[sent])
-                _, _, took, refused, valid, word = await ctx.tick().sample(
-                    Value.cast(dut.i.valid) & dut.i.ready, Value.cast(dut.i.valid) & ~dut.i.ready,
-                    dut.o.valid, dut.o.payload.as_value())
-                sent += bool(took)
-                stalls += bool(refused)
-                if valid:
-                    got.append((word >> 16 * lanes, word & ((1 << 16 * lanes) - 1)))
-                done = sent == len(case.stream) and len(got) >= len(case.expect)
-                tail = tail + 1 if done else 0
-            ctx.set(dut.i.valid, 0)
-            results.append((got, stalls, sent))
+            results.append(await _feed(ctx, dut, case.stream, len(case.expect), rng, case.gap,
+                                       quiet=2 * case.kk + 4))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -203,28 +210,14 @@ def test_fp_loader(lanes, gap):
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            got, sent, stalls, tail = [], 0, 0, 0
-            while tail < 4:
-                offer = sent < len(stream) and pick.random() >= gap
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, stream[sent])
-                _, _, took, refused, valid, word = await ctx.tick().sample(
-                    Value.cast(dut.i.valid) & dut.i.ready, Value.cast(dut.i.valid) & ~dut.i.ready,
-                    dut.o.valid, dut.o.payload.as_value())
-                sent += bool(took)
-                stalls += bool(refused)
-                if valid:
-                    got.append((word >> 16 * lanes, word & ((1 << 16 * lanes) - 1)))
-                tail = tail + 1 if sent == len(stream) else 0
-            ctx.set(dut.i.valid, 0)
-            results.append((got, stalls))
+            results.append(await _feed(ctx, dut, stream, len(expect), pick, gap, quiet=4))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    for (geometry, stream, expect), (got, stalls) in zip(cases, results):
+    for (geometry, stream, expect), (got, stalls, sent) in zip(cases, results):
+        assert sent == len(stream), geometry
         assert got == expect, geometry
         if geometry["last_lanes"] > 1 or geometry["n_in"] == 1:
             assert stalls == 0, geometry
