@@ -118,9 +118,10 @@ def simulate_stream(dut, inputs, *, idle=0.0, backpressure=0.0, seed=0, vcd=None
                     result.latencies.append(cycle - accepted_at[k] if k < len(accepted_at) else -1)
             cycle += 1
         result.cycles = cycle
-        ctx.set(i_port.valid, 0)
-        await ctx.tick().repeat(2)
-        result.probes = [ctx.get(p) for p in probes]
+        if probes:
+            ctx.set(i_port.valid, 0)
+            await ctx.tick().repeat(2)
+            result.probes = [ctx.get(p) for p in probes]
 
     # The wrapper defines ``sync`` so that combinational units (stages=0) simulate too.
     top = Module()

@@ -20,7 +20,7 @@ cycle before ``start`` to the end of the run: the units compare against register
 (:func:`last_of`).
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -455,7 +455,7 @@ class GradScatter(wiring.Component):
         group = Signal.like(self.n_groups)
         n_lanes = Mux(group == last_of(m, self.n_groups), self.last_lanes, L)
         lane = Signal(range(L))
-        inq = fifo.SyncFIFO(width=len(Value.cast(self.i.payload)), depth=2)
+        inq = fifo.SyncFIFO(width=self.i.payload.shape().size, depth=2)
         m.submodules.inq = inq
         m.d.comb += [inq.w_en.eq(self.i.valid), inq.w_data.eq(self.i.payload),
                      self.i.ready.eq(inq.w_rdy)]
