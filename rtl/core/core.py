@@ -20,6 +20,7 @@ from ..neuron import NeuronKind, NeuronRegisters, NeuronUnit, SurrogateKind
 from .dma import DMA
 from .glue import (BPWeightLoader, FPWeightLoader, GradScatter, HalfScaler, LaneGather,
                    LaneSplit, RowReplay, StreamFork)
+from .onehot import OneHotFSM
 from .pipes import BackwardPipe, ForwardPipe, neuron_tag_width
 from .pool import PoolRouter, SpikePool
 from .reframe import MapReframer
@@ -32,6 +33,11 @@ Opcode, LayerType, ErrorCode = D.Opcode, D.LayerType, D.ErrorCode
 #: The descriptor as the sequencer sees it, built from the format's field table.
 descriptor_layout = data.FlexibleLayout(WORD_BITS * D.DESC_WORDS, {
     f.name: data.Field(unsigned(f.width), WORD_BITS * f.word + f.offset) for f in D.FIELDS})
+
+#: The sequencer's states (docs/core.md §2).
+SEQUENCER_STATES = ("IDLE", "PC", "FETCH", "MUL", "SETTLE", "CHECK", "PARAM", "DISPATCH",
+                    "TABLE", "FP_LOAD", "FP_RUN", "BP_LOAD", "BP_RUN", "BPWG", "BPN", "WG",
+                    "UPDATE", "NEXT", "STOP")
 
 #: Names of the performance counters, in ``counter_layout`` order (docs/core.md §6).
 COUNTERS = ("fp_busy", "bp_busy", "wg_busy", "neuron_busy", "update_busy", "dma_busy",
@@ -628,10 +634,11 @@ class TridentCore(wiring.Component):
         stop_code = Signal(4)
         sent = Signal(6)                  # address programs / commands issued in this state
         overflow = Signal()
-        # a new descriptor's datapath run begins: high in the DISPATCH cycle, from a register
-        # (it resets the engines' run state all over the chip; a decode of the sequencer's
-        # state there was on critical paths)
-        restart = Signal()
+        # the sequencer's states, one flag register each (a binary state's decode drove the
+        # stream routing and the engines' run reset across the chip: docs/core.md §7)
+        seq = OneHotFSM(m, SEQUENCER_STATES, init="IDLE", name="seq")
+        # a new descriptor's datapath run begins: the DISPATCH cycle
+        restart = seq.ongoing("DISPATCH")
         accumulate = Signal()             # a descriptor's run ends: fold engine counters in
         fetched = Signal()                # a descriptor was fetched and is being checked
         m.d.comb += [fpipe.start.eq(restart), bpipe.start.eq(restart), fp_load.start.eq(restart),
@@ -660,10 +667,10 @@ class TridentCore(wiring.Component):
             """End the run state when ``cond``; a refused address stops the core."""
             with m.If(dma.error):
                 m.d.sync += [stop_code.eq(ErrorCode.ADDRESS_RANGE), abort.eq(1)]
-                m.next = "STOP"
+                seq.goto("STOP")
             with m.Elif(cond):
                 m.d.comb += accumulate.eq(1)
-                m.next = "NEXT"
+                seq.goto("NEXT")
 
         dma_idle = (dma.rd_busy == 0) & (dma.wr_busy == 0)
         slot = {s: {k: getattr(d, f"{s}_{k}") for k in ("addr", "pitch", "words", "tstride")}
@@ -846,262 +853,259 @@ class TridentCore(wiring.Component):
             with m.If(scatter.overflow):
                 m.d.sync += overflow.eq(1)
 
-        m.d.sync += [abort.eq(0), restart.eq(0)]
-        with m.FSM(name="seq") as fsm:
-            with m.State("IDLE"):
-                with m.If(ctrl.start):
-                    m.d.sync += [pc.eq(ctrl.program), stop_code.eq(0),
-                                 overflow.eq(overflow & ctrl.keep)]
-                    m.next = "PC"
-            with m.State("PC"):
-                with m.If(pc + D.DESC_WORDS > self.dram_words):
-                    m.d.sync += stop_code.eq(ErrorCode.PC_RANGE)
-                    m.next = "STOP"
-                with m.Else():
-                    m.d.sync += [word_cnt.eq(0), sent.eq(0)]
-                    m.next = "FETCH"
-            with m.State("FETCH"):
-                program(0, dma.rd_cmd[0], pc, c=D.DESC_WORDS, sc=1)
-                m.d.comb += dma.rd[0].ready.eq(1)
-                with m.If(dma.rd[0].valid):
-                    m.d.sync += [d.as_value().word_select(word_cnt[:5], WORD_BITS).eq(dma.rd[0].payload),
-                                 word_cnt.eq(word_cnt + 1)]
-                    with m.If(word_cnt == D.DESC_WORDS - 1):
-                        m.d.sync += [mul_k.eq(0), mul_load.eq(1), slot_k.eq(0)]
-                        m.next = "MUL"
-                        # END, UPDATE and bad opcodes need none of the products
-                        with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= len(Opcode))):
-                            m.next = "SETTLE"
-            with m.State("MUL"):
-                with m.If(mul_load):
-                    m.d.sync += [op_a.eq(mul_a), op_b.eq(mul_b), mul_acc.eq(0), mul_load.eq(0)]
-                with m.Else():
-                    m.d.sync += [op_a.eq(op_a >> 1), op_b.eq(op_b << 1), mul_acc.eq(mul_next)]
-                    with m.If(op_a[1:] == 0):             # a's last one bit (or a = 0)
-                        m.d.sync += [mul_k.eq(mul_k + 1), mul_load.eq(1)]
-                        with m.Switch(mul_k):
-                            for k, (name, _, _) in enumerate(products):
-                                with m.Case(k):
-                                    m.d.sync += prod[name].eq(mul_next)
-                        with m.If(mul_k == len(products) - 1):
-                            m.next = "SETTLE"
-            with m.State("SETTLE"):     # the checks take the last product, slot by slot
-                with m.If(slot_k == len(D.SLOTS)):
-                    m.next = "CHECK"
-                with m.Else():
-                    m.d.sync += slot_k.eq(slot_k + 1)
-            with m.State("CHECK"):
-                m.d.comb += fetched.eq(1)
+        m.d.sync += abort.eq(0)
+        with seq.state("IDLE"):
+            with m.If(ctrl.start):
+                m.d.sync += [pc.eq(ctrl.program), stop_code.eq(0),
+                             overflow.eq(overflow & ctrl.keep)]
+                seq.goto("PC")
+        with seq.state("PC"):
+            with m.If(pc + D.DESC_WORDS > self.dram_words):
+                m.d.sync += stop_code.eq(ErrorCode.PC_RANGE)
+                seq.goto("STOP")
+            with m.Else():
                 m.d.sync += [word_cnt.eq(0), sent.eq(0)]
-                with m.If(err != 0):
-                    m.d.sync += stop_code.eq(err)
-                    m.next = "STOP"
-                with m.Elif(is_op[Opcode.END]):
-                    m.next = "STOP"
-                with m.Else():
-                    m.next = "PARAM"
-            with m.State("PARAM"):
-                program(0, dma.rd_cmd[0], d.param_addr, c=D.PARAM_HEADER_WORDS, sc=1)
-                m.d.comb += dma.rd[0].ready.eq(1)
+                seq.goto("FETCH")
+        with seq.state("FETCH"):
+            program(0, dma.rd_cmd[0], pc, c=D.DESC_WORDS, sc=1)
+            m.d.comb += dma.rd[0].ready.eq(1)
+            with m.If(dma.rd[0].valid):
+                m.d.sync += [d.as_value().word_select(word_cnt[:5], WORD_BITS).eq(dma.rd[0].payload),
+                             word_cnt.eq(word_cnt + 1)]
+                with m.If(word_cnt == D.DESC_WORDS - 1):
+                    m.d.sync += [mul_k.eq(0), mul_load.eq(1), slot_k.eq(0)]
+                    seq.goto("MUL")
+                    # END, UPDATE and bad opcodes need none of the products
+                    with m.If(is_op[Opcode.END] | is_op[Opcode.UPDATE] | (op >= len(Opcode))):
+                        seq.goto("SETTLE")
+        with seq.state("MUL"):
+            with m.If(mul_load):
+                m.d.sync += [op_a.eq(mul_a), op_b.eq(mul_b), mul_acc.eq(0), mul_load.eq(0)]
+            with m.Else():
+                m.d.sync += [op_a.eq(op_a >> 1), op_b.eq(op_b << 1), mul_acc.eq(mul_next)]
+                with m.If(op_a[1:] == 0):             # a's last one bit (or a = 0)
+                    m.d.sync += [mul_k.eq(mul_k + 1), mul_load.eq(1)]
+                    with m.Switch(mul_k):
+                        for k, (name, _, _) in enumerate(products):
+                            with m.Case(k):
+                                m.d.sync += prod[name].eq(mul_next)
+                    with m.If(mul_k == len(products) - 1):
+                        seq.goto("SETTLE")
+        with seq.state("SETTLE"):     # the checks take the last product, slot by slot
+            with m.If(slot_k == len(D.SLOTS)):
+                seq.goto("CHECK")
+            with m.Else():
+                m.d.sync += slot_k.eq(slot_k + 1)
+        with seq.state("CHECK"):
+            m.d.comb += fetched.eq(1)
+            m.d.sync += [word_cnt.eq(0), sent.eq(0)]
+            with m.If(err != 0):
+                m.d.sync += stop_code.eq(err)
+                seq.goto("STOP")
+            with m.Elif(is_op[Opcode.END]):
+                seq.goto("STOP")
+            with m.Else():
+                seq.goto("PARAM")
+        with seq.state("PARAM"):
+            program(0, dma.rd_cmd[0], d.param_addr, c=D.PARAM_HEADER_WORDS, sc=1)
+            m.d.comb += dma.rd[0].ready.eq(1)
+            with m.If(dma.rd[0].valid):
+                m.d.sync += [params.word_select(word_cnt[:3], WORD_BITS).eq(dma.rd[0].payload),
+                             word_cnt.eq(word_cnt + 1)]
+                with m.If(word_cnt == D.PARAM_HEADER_WORDS - 1):
+                    m.d.sync += [word_cnt.eq(0), sent.eq(0)]
+                    seq.goto("DISPATCH")
+        with seq.state("DISPATCH"):
+            with m.Switch(op):
+                with m.Case(Opcode.FP):
+                    seq.goto("FP_LOAD")
+                with m.Case(Opcode.BP, Opcode.BPWG):
+                    seq.goto("BP_LOAD")
+                with m.Case(Opcode.BPN):
+                    seq.goto("TABLE")
+                with m.Case(Opcode.WG):
+                    seq.goto("WG")
+                with m.Case(Opcode.UPDATE):
+                    seq.goto("UPDATE")
+        with seq.state("TABLE"):
+            with m.If(d.surrogate != SurrogateKind.SIGMOID):
+                seq.goto("BPN")
+            with m.Else():
+                program(0, dma.rd_cmd[0], d.param_addr + D.PARAM_TABLE_OFFSET, c=64, sc=1)
+                m.d.comb += [dma.rd[0].ready.eq(1), bpipe.table.en.eq(dma.rd[0].valid),
+                             bpipe.table.addr.eq(word_cnt[:6]),
+                             bpipe.table.slope.eq(dma.rd[0].payload[:16]),
+                             bpipe.table.intercept.eq(dma.rd[0].payload[16:])]
                 with m.If(dma.rd[0].valid):
-                    m.d.sync += [params.word_select(word_cnt[:3], WORD_BITS).eq(dma.rd[0].payload),
-                                 word_cnt.eq(word_cnt + 1)]
-                    with m.If(word_cnt == D.PARAM_HEADER_WORDS - 1):
-                        m.d.sync += [word_cnt.eq(0), sent.eq(0), restart.eq(1)]
-                        m.next = "DISPATCH"
-            with m.State("DISPATCH"):
-                with m.Switch(op):
-                    with m.Case(Opcode.FP):
-                        m.next = "FP_LOAD"
-                    with m.Case(Opcode.BP, Opcode.BPWG):
-                        m.next = "BP_LOAD"
-                    with m.Case(Opcode.BPN):
-                        m.next = "TABLE"
-                    with m.Case(Opcode.WG):
-                        m.next = "WG"
-                    with m.Case(Opcode.UPDATE):
-                        m.next = "UPDATE"
-            with m.State("TABLE"):
-                with m.If(d.surrogate != SurrogateKind.SIGMOID):
-                    m.next = "BPN"
-                with m.Else():
-                    program(0, dma.rd_cmd[0], d.param_addr + D.PARAM_TABLE_OFFSET, c=64, sc=1)
-                    m.d.comb += [dma.rd[0].ready.eq(1), bpipe.table.en.eq(dma.rd[0].valid),
-                                 bpipe.table.addr.eq(word_cnt[:6]),
-                                 bpipe.table.slope.eq(dma.rd[0].payload[:16]),
-                                 bpipe.table.intercept.eq(dma.rd[0].payload[16:])]
-                    with m.If(dma.rd[0].valid):
-                        m.d.sync += word_cnt.eq(word_cnt + 1)
-                        with m.If(word_cnt == 63):
-                            m.d.sync += sent.eq(0)
-                            m.next = "BPN"
+                    m.d.sync += word_cnt.eq(word_cnt + 1)
+                    with m.If(word_cnt == 63):
+                        m.d.sync += sent.eq(0)
+                        seq.goto("BPN")
 
-            # ---- FP: the weight tile (full groups of L rows, then the last group) -------
-            with m.State("FP_LOAD"):
-                full = Mux(last_lanes == L, n_groups, n_groups - 1)
-                with m.If(full != 0):
-                    program(0, dma.rd_cmd[0], a["addr"], a=full, sa=a["pitch"] << log_l,
-                            b=a["words"], sb=1, c=L, sc=a["pitch"])
-                with m.If((sent[0] | (full == 0)) & (last_lanes != L)):
-                    program(1, dma.rd_cmd[0], a["addr"] + prod["a_last"], b=a["words"], sb=1,
-                            c=last_lanes, sc=a["pitch"])
-                route(dma.rd[0], fp_load.i)
-                done = ((sent[0] | (full == 0)) & (sent[1] | (last_lanes == L)) & dma_idle)
-                with m.If(done):
-                    m.d.sync += sent.eq(0)
-                    m.next = "FP_RUN"
-            with m.State("FP_RUN"):
-                def conv():
-                    offer(4, cfp.cmd, conv_fp_cmd)
-                    route(replay.o, reframe_x.i)
-                    route(reframe_x.o, cfp.inputs)
-                    route_values(cfp.currents, fpipe.currents)
+        # ---- FP: the weight tile (full groups of L rows, then the last group) -------
+        with seq.state("FP_LOAD"):
+            full = Mux(last_lanes == L, n_groups, n_groups - 1)
+            with m.If(full != 0):
+                program(0, dma.rd_cmd[0], a["addr"], a=full, sa=a["pitch"] << log_l,
+                        b=a["words"], sb=1, c=L, sc=a["pitch"])
+            with m.If((sent[0] | (full == 0)) & (last_lanes != L)):
+                program(1, dma.rd_cmd[0], a["addr"] + prod["a_last"], b=a["words"], sb=1,
+                        c=last_lanes, sc=a["pitch"])
+            route(dma.rd[0], fp_load.i)
+            done = ((sent[0] | (full == 0)) & (sent[1] | (last_lanes == L)) & dma_idle)
+            with m.If(done):
+                m.d.sync += sent.eq(0)
+                seq.goto("FP_RUN")
+        with seq.state("FP_RUN"):
+            def conv():
+                offer(4, cfp.cmd, conv_fp_cmd)
+                route(replay.o, reframe_x.i)
+                route(reframe_x.o, cfp.inputs)
+                route_values(cfp.currents, fpipe.currents)
 
-                def fc():
-                    offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
-                                      "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
-                    route(replay.o, fp.inputs)
-                    wiring.connect(m, fp.currents, fpipe.currents)
-                by_layer(conv, fc)
-                program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=b_steps,
-                        sb=b["tstride"], c=b["words"], sc=1)
-                with m.If(readout):
-                    program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], c=c["words"], sc=1)
+            def fc():
+                offer(4, fp.cmd, {"n_in": d.in_total, "n_groups": n_groups,
+                                  "n_steps": prod["rows"], "w_base": 0, "mac": d.analog})
+                route(replay.o, fp.inputs)
+                wiring.connect(m, fp.currents, fpipe.currents)
+            by_layer(conv, fc)
+            program(0, dma.rd_cmd[0], b["addr"], a=batch, sa=b["pitch"], b=b_steps,
+                    sb=b["tstride"], c=b["words"], sc=1)
+            with m.If(readout):
+                program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], c=c["words"], sc=1)
+            with m.Else():
+                program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=steps,
+                        sb=c["tstride"], c=c["words"], sc=1)
+                program(2, dma.wr_cmd[1], dd["addr"], a=batch, sa=dd["pitch"], b=steps,
+                        sb=dd["tstride"], c=dd["words"], sc=1)
+            route(dma.rd[0], replay.i)
+            wiring.connect(m, fpipe.values, dma.wr[0])
+            if self.conv:       # max pooling: the pooled spikes are the layer's output
+                with m.If(pooled):
+                    m.d.comb += [spike_pool.i.valid.eq(fpipe.spikes.valid),
+                                 spike_pool.i.payload.eq(fpipe.spikes.payload.data),
+                                 fpipe.spikes.ready.eq(spike_pool.i.ready),
+                                 dma.wr[1].valid.eq(spike_pool.o.valid),
+                                 dma.wr[1].payload.data.eq(spike_pool.o.payload),
+                                 spike_pool.o.ready.eq(dma.wr[1].ready)]
                 with m.Else():
-                    program(1, dma.wr_cmd[0], c["addr"], a=batch, sa=c["pitch"], b=steps,
-                            sb=c["tstride"], c=c["words"], sc=1)
-                    program(2, dma.wr_cmd[1], dd["addr"], a=batch, sa=dd["pitch"], b=steps,
-                            sb=dd["tstride"], c=dd["words"], sc=1)
-                route(dma.rd[0], replay.i)
-                wiring.connect(m, fpipe.values, dma.wr[0])
-                if self.conv:       # max pooling: the pooled spikes are the layer's output
-                    with m.If(pooled):
-                        m.d.comb += [spike_pool.i.valid.eq(fpipe.spikes.valid),
-                                     spike_pool.i.payload.eq(fpipe.spikes.payload.data),
-                                     fpipe.spikes.ready.eq(spike_pool.i.ready),
-                                     dma.wr[1].valid.eq(spike_pool.o.valid),
-                                     dma.wr[1].payload.data.eq(spike_pool.o.payload),
-                                     spike_pool.o.ready.eq(dma.wr[1].ready)]
-                    with m.Else():
-                        wiring.connect(m, fpipe.spikes, dma.wr[1])
-                else:
                     wiring.connect(m, fpipe.spikes, dma.wr[1])
-                finish(sent[4] & sent[0] & sent[1] & (sent[2] | readout) & ~fp_busy
-                       & ~fpipe.busy & dma_idle)
+            else:
+                wiring.connect(m, fpipe.spikes, dma.wr[1])
+            finish(sent[4] & sent[0] & sent[1] & (sent[2] | readout) & ~fp_busy
+                   & ~fpipe.busy & dma_idle)
 
-            # ---- BP: the transposed weight tile, then δI rows (or δO = G·inv_T) ---------
-            with m.State("BP_LOAD"):
-                full = Mux(last_words == group_words, n_groups, n_groups - 1)
-                with m.If(full != 0):
-                    program(0, dma.rd_cmd[0], a["addr"], a=full, sa=group_words, b=d.out_total,
-                            sb=a["pitch"], c=group_words, sc=1)
-                with m.If((sent[0] | (full == 0)) & (last_words != group_words)):
-                    program(1, dma.rd_cmd[0], a["addr"] + (el["bp_span"] << (log_l - 1)),
-                            b=d.out_total, sb=a["pitch"], c=last_words, sc=1)
-                route(dma.rd[0], bp_load.i)
-                done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == group_words))
-                        & dma_idle)
-                with m.If(done):
-                    m.d.sync += sent.eq(0)
-                    with m.If(fused):
-                        m.next = "BPWG"
-                    with m.Else():
-                        m.next = "BP_RUN"
-            with m.State("BP_RUN"):
-                bp_work(4, 1)
-                deltas(b, bp_steps, bp_deltas)
-                finish(sent[4] & sent[0] & sent[1] & ~bp_busy & dma_idle)
+        # ---- BP: the transposed weight tile, then δI rows (or δO = G·inv_T) ---------
+        with seq.state("BP_LOAD"):
+            full = Mux(last_words == group_words, n_groups, n_groups - 1)
+            with m.If(full != 0):
+                program(0, dma.rd_cmd[0], a["addr"], a=full, sa=group_words, b=d.out_total,
+                        sb=a["pitch"], c=group_words, sc=1)
+            with m.If((sent[0] | (full == 0)) & (last_words != group_words)):
+                program(1, dma.rd_cmd[0], a["addr"] + (el["bp_span"] << (log_l - 1)),
+                        b=d.out_total, sb=a["pitch"], c=last_words, sc=1)
+            route(dma.rd[0], bp_load.i)
+            done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == group_words))
+                    & dma_idle)
+            with m.If(done):
+                m.d.sync += sent.eq(0)
+                with m.If(fused):
+                    seq.goto("BPWG")
+                with m.Else():
+                    seq.goto("BP_RUN")
+        with seq.state("BP_RUN"):
+            bp_work(4, 1)
+            deltas(b, bp_steps, bp_deltas)
+            finish(sent[4] & sent[0] & sent[1] & ~bp_busy & dma_idle)
 
-            # ---- BPWG: BP and WG concurrently on one read of the δI rows ------------------
-            with m.State("BPWG"):
-                bp_work(4, 1)
-                wg_work(5, 2, 3, 1)
-                deltas(b, bp_steps, lambda src: route(src, fork.i))
-                bp_deltas(fork.a)
-                wg_deltas(fork.b)
-                finish(sent[:6].all() & ~bp_busy & ~wg_busy & dma_idle)
+        # ---- BPWG: BP and WG concurrently on one read of the δI rows ------------------
+        with seq.state("BPWG"):
+            bp_work(4, 1)
+            wg_work(5, 2, 3, 1)
+            deltas(b, bp_steps, lambda src: route(src, fork.i))
+            bp_deltas(fork.a)
+            wg_deltas(fork.b)
+            finish(sent[:6].all() & ~bp_busy & ~wg_busy & dma_idle)
 
-            # ---- BPN: H and δS rows, t = T−1 … 0, → δI rows --------------------------------
-            with m.State("BPN"):
-                program(0, dma.rd_cmd[0], c["addr"] + prod["c_tspan"], a=batch, sa=c["pitch"],
-                        b=steps, sb=-c["tstride"], c=c["words"], sc=1)
-                program(1, dma.rd_cmd[1], b["addr"] + prod["b_tspan"], a=batch, sa=b["pitch"],
-                        b=b_steps, sb=-b["tstride"], c=b["words"], sc=1)
-                program(2, dma.wr_cmd[0], dd["addr"] + prod["d_tspan"], a=batch, sa=dd["pitch"],
-                        b=steps, sb=-dd["tstride"], c=dd["words"], sc=1)
-                route(dma.rd[1], replay.i)
-                if self.conv:       # max pooling: δS goes to each window's winner
-                    with m.If(pooled):
-                        route(dma.rd[0], router.h)
-                        route(replay.o, router.ds)
-                        route(router.h_o, bpipe.h_in)
-                        route(router.ds_o, bpipe.ds_in)
-                    with m.Else():
-                        route(dma.rd[0], bpipe.h_in)
-                        route(replay.o, bpipe.ds_in)
-                else:
+        # ---- BPN: H and δS rows, t = T−1 … 0, → δI rows --------------------------------
+        with seq.state("BPN"):
+            program(0, dma.rd_cmd[0], c["addr"] + prod["c_tspan"], a=batch, sa=c["pitch"],
+                    b=steps, sb=-c["tstride"], c=c["words"], sc=1)
+            program(1, dma.rd_cmd[1], b["addr"] + prod["b_tspan"], a=batch, sa=b["pitch"],
+                    b=b_steps, sb=-b["tstride"], c=b["words"], sc=1)
+            program(2, dma.wr_cmd[0], dd["addr"] + prod["d_tspan"], a=batch, sa=dd["pitch"],
+                    b=steps, sb=-dd["tstride"], c=dd["words"], sc=1)
+            route(dma.rd[1], replay.i)
+            if self.conv:       # max pooling: δS goes to each window's winner
+                with m.If(pooled):
+                    route(dma.rd[0], router.h)
+                    route(replay.o, router.ds)
+                    route(router.h_o, bpipe.h_in)
+                    route(router.ds_o, bpipe.ds_in)
+                with m.Else():
                     route(dma.rd[0], bpipe.h_in)
                     route(replay.o, bpipe.ds_in)
-                route(bpipe.di, dma.wr[0])
-                finish(sent[0] & sent[1] & sent[2] & ~bpipe.busy & dma_idle)
+            else:
+                route(dma.rd[0], bpipe.h_in)
+                route(replay.o, bpipe.ds_in)
+            route(bpipe.di, dma.wr[0])
+            finish(sent[0] & sent[1] & sent[2] & ~bpipe.busy & dma_idle)
 
-            # ---- WG: all groups of the tile in one pass over the inputs ----------------------
-            with m.State("WG"):
-                wg_work(4, 1, 2, 0)
-                deltas(c, rows_read(c), wg_deltas)
-                finish(sent[4] & sent[0] & sent[1] & sent[2] & ~wg_busy & dma_idle)
+        # ---- WG: all groups of the tile in one pass over the inputs ----------------------
+        with seq.state("WG"):
+            wg_work(4, 1, 2, 0)
+            deltas(c, rows_read(c), wg_deltas)
+            finish(sent[4] & sent[0] & sent[1] & sent[2] & ~wg_busy & dma_idle)
 
-            # ---- UPDATE: W, g (and m) word by word ------------------------------------------
-            with m.State("UPDATE"):
-                with m.If(d.guard & overflow):
-                    m.next = "NEXT"
-                with m.Else():
-                    use_m = d.momentum
-                    offer(4, upd.regs, {"lr": lr, "shift": shift, "mu": mu, "momentum": use_m})
-                    program(0, dma.rd_cmd[0], a["addr"], c=d.length, sc=1)
-                    program(1, dma.rd_cmd[1], b["addr"], c=d.length, sc=1)
-                    program(2, dma.wr_cmd[0], a["addr"], c=d.length, sc=1)
-                    with m.If(use_m):
-                        program(3, dma.rd_cmd[2], c["addr"], c=d.length, sc=1)
-                        program(5, dma.wr_cmd[1], c["addr"], c=d.length, sc=1)
-                    join = dma.rd[0].valid & dma.rd[1].valid & (dma.rd[2].valid | ~use_m)
-                    go = sent[4] & join
-                    m.d.comb += [upd.i.valid.eq(go), upd.i.payload.w.eq(dma.rd[0].payload),
-                                 upd.i.payload.g.eq(dma.rd[1].payload),
-                                 upd.i.payload.m.eq(Mux(use_m, dma.rd[2].payload, 0)),
-                                 dma.rd[0].ready.eq(go & upd.i.ready),
-                                 dma.rd[1].ready.eq(go & upd.i.ready),
-                                 dma.rd[2].ready.eq(go & upd.i.ready & use_m)]
-                    room = m_fifo.w_rdy | ~use_m
-                    m.d.comb += [dma.wr[0].valid.eq(upd.o.valid & room),
-                                 dma.wr[0].payload.data.eq(upd.o.payload.w),
-                                 upd.o.ready.eq(dma.wr[0].ready & room),
-                                 m_fifo.w_en.eq(upd.o.valid & dma.wr[0].ready & use_m),
-                                 m_fifo.w_data.eq(upd.o.payload.m),
-                                 dma.wr[1].valid.eq(m_fifo.r_rdy),
-                                 dma.wr[1].payload.data.eq(m_fifo.r_data),
-                                 m_fifo.r_en.eq(dma.wr[1].ready)]
-                    finish(sent[4] & sent[0] & sent[1] & sent[2] & ((sent[3] & sent[5]) | ~use_m)
-                           & dma_idle)
+        # ---- UPDATE: W, g (and m) word by word ------------------------------------------
+        with seq.state("UPDATE"):
+            with m.If(d.guard & overflow):
+                seq.goto("NEXT")
+            with m.Else():
+                use_m = d.momentum
+                offer(4, upd.regs, {"lr": lr, "shift": shift, "mu": mu, "momentum": use_m})
+                program(0, dma.rd_cmd[0], a["addr"], c=d.length, sc=1)
+                program(1, dma.rd_cmd[1], b["addr"], c=d.length, sc=1)
+                program(2, dma.wr_cmd[0], a["addr"], c=d.length, sc=1)
+                with m.If(use_m):
+                    program(3, dma.rd_cmd[2], c["addr"], c=d.length, sc=1)
+                    program(5, dma.wr_cmd[1], c["addr"], c=d.length, sc=1)
+                join = dma.rd[0].valid & dma.rd[1].valid & (dma.rd[2].valid | ~use_m)
+                go = sent[4] & join
+                m.d.comb += [upd.i.valid.eq(go), upd.i.payload.w.eq(dma.rd[0].payload),
+                             upd.i.payload.g.eq(dma.rd[1].payload),
+                             upd.i.payload.m.eq(Mux(use_m, dma.rd[2].payload, 0)),
+                             dma.rd[0].ready.eq(go & upd.i.ready),
+                             dma.rd[1].ready.eq(go & upd.i.ready),
+                             dma.rd[2].ready.eq(go & upd.i.ready & use_m)]
+                room = m_fifo.w_rdy | ~use_m
+                m.d.comb += [dma.wr[0].valid.eq(upd.o.valid & room),
+                             dma.wr[0].payload.data.eq(upd.o.payload.w),
+                             upd.o.ready.eq(dma.wr[0].ready & room),
+                             m_fifo.w_en.eq(upd.o.valid & dma.wr[0].ready & use_m),
+                             m_fifo.w_data.eq(upd.o.payload.m),
+                             dma.wr[1].valid.eq(m_fifo.r_rdy),
+                             dma.wr[1].payload.data.eq(m_fifo.r_data),
+                             m_fifo.r_en.eq(dma.wr[1].ready)]
+                finish(sent[4] & sent[0] & sent[1] & sent[2] & ((sent[3] & sent[5]) | ~use_m)
+                       & dma_idle)
 
-            with m.State("NEXT"):
-                m.d.sync += pc.eq(pc + D.DESC_WORDS)
-                m.next = "PC"
-            with m.State("STOP"):
-                m.d.sync += [ctrl.done.eq(1), ctrl.error.eq(stop_code),
-                             ctrl.error_pc.eq(Mux(stop_code != 0, pc, 0))]
-                m.next = "IDLE"
-                # in simulation, say why (the names of the format's error codes)
-                with m.Switch(stop_code):
-                    for code in D.ErrorCode:
-                        if code != D.ErrorCode.NONE:
-                            with m.Case(code):
-                                m.d.sync += Print(Format(
-                                    "trident core: the descriptor at word 0x{:x} stopped the "
-                                    f"program: {code.name} (error {code.value})", pc))
-        m.d.comb += running.eq(~fsm.ongoing("IDLE"))
-        m.d.sync += Assert(restart == fsm.ongoing("DISPATCH"),
-                           "trident core: restart is high in the DISPATCH cycle only")
+        with seq.state("NEXT"):
+            m.d.sync += pc.eq(pc + D.DESC_WORDS)
+            seq.goto("PC")
+        with seq.state("STOP"):
+            m.d.sync += [ctrl.done.eq(1), ctrl.error.eq(stop_code),
+                         ctrl.error_pc.eq(Mux(stop_code != 0, pc, 0))]
+            seq.goto("IDLE")
+            # in simulation, say why (the names of the format's error codes)
+            with m.Switch(stop_code):
+                for code in D.ErrorCode:
+                    if code != D.ErrorCode.NONE:
+                        with m.Case(code):
+                            m.d.sync += Print(Format(
+                                "trident core: the descriptor at word 0x{:x} stopped the "
+                                f"program: {code.name} (error {code.value})", pc))
+        m.d.comb += running.eq(~seq.ongoing("IDLE"))
 
         m.d.comb += [ctrl.busy.eq(running), self.overflow.eq(overflow), dma.clear.eq(ctrl.start)]
         # validation stops every descriptor whose addresses leave DRAM, so the DMA's own
@@ -1124,7 +1128,7 @@ class TridentCore(wiring.Component):
                 cnt.bp_busy.eq(cnt.bp_busy + (bp_busy & bp_op)),
                 cnt.wg_busy.eq(cnt.wg_busy + wg_busy),
                 cnt.neuron_busy.eq(cnt.neuron_busy + (fpipe.busy | bpipe.busy)),
-                cnt.update_busy.eq(cnt.update_busy + fsm.ongoing("UPDATE")),
+                cnt.update_busy.eq(cnt.update_busy + seq.ongoing("UPDATE")),
                 cnt.dma_busy.eq(cnt.dma_busy + ~dma_idle),
                 cnt.words_read.eq(cnt.words_read + (fired & ~req.payload.write)),
                 cnt.words_written.eq(cnt.words_written + (fired & req.payload.write)),
