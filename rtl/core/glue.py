@@ -317,7 +317,10 @@ class LaneGather(wiring.Component):
 
     A value leaves from a register (one cycle after its last word; one value per word
     at full rate): the WG engine's event compressor, which tests every lane of ``o`` for
-    non-zero, then starts from a flip-flop and not from the DMA's LUT-RAM FIFO.
+    non-zero, then starts from a flip-flop and not from the DMA's LUT-RAM FIFO.  A second
+    register takes a value that completes while ``o`` is stalled, so ``i.ready`` comes from
+    that register alone: the WG engine's ``ready``, which its pairing logic decides, does not
+    reach back through the gather into the DMA or the δO scaler in the same cycle.
 
     Members
     -------
@@ -350,16 +353,20 @@ class LaneGather(wiring.Component):
         for q in range(half):
             m.d.comb += word.word_select(q, WORD_BITS).eq(
                 Mux(k == q, self.i.payload, Mux(q < k, acc.word_select(q, WORD_BITS), 0)))
-        full = Signal()
-        m.d.comb += [self.o.valid.eq(full),
-                     self.i.ready.eq(~last | ~full | self.o.ready)]
+        full = Signal()                         # o holds a value
+        spare = Signal.like(word)               # a value completed while o was stalled
+        spare_full = Signal()
+        m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~spare_full)]
         with m.If(self.o.ready):
-            m.d.sync += full.eq(0)
+            m.d.sync += [full.eq(spare_full), self.o.payload.eq(spare), spare_full.eq(0)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [acc.word_select(k, WORD_BITS).eq(self.i.payload),
                          k.eq(Mux(last, 0, k + 1)), w.eq(Mux(row_end, 0, w + 1))]
             with m.If(last):
-                m.d.sync += [self.o.payload.eq(word), full.eq(1)]
+                with m.If(full & ~self.o.ready):
+                    m.d.sync += [spare.eq(word), spare_full.eq(1)]
+                with m.Else():
+                    m.d.sync += [self.o.payload.eq(word), full.eq(1)]
         with m.If(self.start):
             m.d.sync += [k.eq(0), w.eq(0)]
         return m
