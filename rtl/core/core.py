@@ -5,7 +5,7 @@ the memory port and runs them on the engines, bit-exact with the golden device m
 
 import inspect
 
-from amaranth.hdl import (Assert, Cat, Const, Format, Module, Mux, Print, ResetInserter, Signal,
+from amaranth.hdl import (Assert, Cat, Format, Module, Mux, Print, ResetInserter, Signal,
                           Value, unsigned)
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import Out
@@ -588,13 +588,18 @@ class TridentCore(wiring.Component):
         ]
         inv_t, lr, mu, shift = par[4][16:], par[5][:16], par[5][16:], par[6][:5]
         op = d.op
-        is_op = {o: op == o for o in Opcode}
+        # the opcode's and the layer's decodes, registered: the descriptor is written in
+        # FETCH, many cycles before these steer a run state's stream routing
+        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Opcode}
+        m.d.sync += [is_op[o].eq(op == o) for o in Opcode]
         fused = is_op[Opcode.BPWG]
-        bp_op = is_op[Opcode.BP] | fused            # the FP/BP engine in BP mode
-        wg_op = is_op[Opcode.WG] | fused
-        readout = d.layer == LayerType.READOUT
-        is_conv = (d.layer == LayerType.CONV) if self.conv else Const(0)
-        pooled = (d.pool > 1) if self.conv else Const(0)
+        bp_op, wg_op, readout = Signal(), Signal(), Signal()
+        m.d.sync += [bp_op.eq((op == Opcode.BP) | (op == Opcode.BPWG)),   # FP/BP engine in BP
+                     wg_op.eq((op == Opcode.WG) | (op == Opcode.BPWG)),
+                     readout.eq(d.layer == LayerType.READOUT)]
+        is_conv, pooled = Signal(), Signal()
+        if self.conv:
+            m.d.sync += [is_conv.eq(d.layer == LayerType.CONV), pooled.eq(d.pool > 1)]
         steps, batch = d.steps, d.batch
 
         # ---- products for the checks and the address programs: one shift-and-add loop ----
