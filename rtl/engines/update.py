@@ -71,8 +71,10 @@ class UpdateUnit(wiring.Component):
     only while the words in flight plus the FIFO's level leave room for it (credits), so
     ``i.ready`` depends on registers only: no combinational path from ``o.ready`` back
     into the FMA or to ``i.ready``.  Latency (nothing stalled): ``1 + stages + L − 1 + 2``
-    cycles (plain), ``1 + 2·stages + L − 1 + 2`` (momentum): the word register, the FMA,
-    the lanes after the first, the FIFO.
+    cycles (plain), ``1 + 2·stages + L − 1 + 2`` (momentum), ``stages`` counting the FMA's
+    operand register: the word register, the FMA, the lanes after the first, the FIFO.
+    The operands are registered in front of the FMA, so the lane and ``m'`` selection ends
+    in registers and does not reach the FMA's exponent arithmetic in the same cycle.
 
     Parameters
     ----------
@@ -83,7 +85,8 @@ class UpdateUnit(wiring.Component):
     shift_width : int
         Width of the ``shift`` register (s = 0 … 2^shift_width − 1).
     stages : int, optional
-        Pipeline depth of the FMA (default ``FPFMA.DEFAULT_STAGES``).
+        Register ranks from the operands to the result: the operand register and the
+        FMA's ``stages − 1`` (default ``FPFMA.DEFAULT_STAGES + 1``; at least 1).
 
     Members
     -------
@@ -103,13 +106,13 @@ class UpdateUnit(wiring.Component):
     """
 
     def __init__(self, lanes=4, *, momentum=False, shift_width=5, stages=None):
-        if lanes < 1 or shift_width < 1:
+        if lanes < 1 or shift_width < 1 or (stages is not None and stages < 1):
             self._MustUse__silence = True
-            raise ValueError("lanes and shift_width must be positive")
+            raise ValueError("lanes, shift_width and stages must be positive")
         self.lanes = int(lanes)
         self.momentum = bool(momentum)
         self.shift_width = int(shift_width)
-        self.stages = FPFMA.DEFAULT_STAGES if stages is None else int(stages)
+        self.stages = FPFMA.DEFAULT_STAGES + 1 if stages is None else int(stages)
         passes = 2 if self.momentum else 1
         self.cycles_per_word = passes * self.lanes
         self.latency = 1 + passes * self.stages + self.lanes - 1 + 2
@@ -145,9 +148,13 @@ class UpdateUnit(wiring.Component):
         # tag: kind (1: an m' operation) and what its w' operation needs, or the w'
         # operation's m'
         tag = data.StructLayout({"m_op": 1, "x": 16, "lr": 16, "shift": sw})
-        fma = FPFMA(self.stages, scale_width=sw, tag_width=tag.size if self.momentum else 0)
+        fma = FPFMA(self.stages - 1, scale_width=sw,
+                    tag_width=tag.size if self.momentum else 0)
         m.submodules.fma = fma
-        fi, fo = fma.i.payload, fma.o.payload
+        # the operation chosen this cycle (fi, issue), registered into the FMA
+        fi, fo = Signal(fma.i.payload.shape()), fma.o.payload
+        issue = Signal()
+        m.d.sync += [fma.i.payload.eq(fi), fma.i.valid.eq(issue)]
 
         w_l, g_l = word.w[lane], word.g[lane]
         start = Signal()                     # an operation of `word` starts this cycle
@@ -169,10 +176,10 @@ class UpdateUnit(wiring.Component):
             with m.Else():                   # plain SGD on a momentum build
                 m.d.comb += [fi.a.eq(word_regs.lr), fi.b.eq(g_l), fi.c.eq(w_l),
                              fi.scale.eq(word_regs.shift), fi.neg_prod.eq(1)]
-            m.d.comb += fma.i.valid.eq(returning | start)
+            m.d.comb += issue.eq(returning | start)
             m.d.sync += m_in_flight.eq(m_in_flight + (start & use_m) - returning)
         else:
-            m.d.comb += [start.eq(held), fma.i.valid.eq(start),
+            m.d.comb += [start.eq(held), issue.eq(start),
                          fi.a.eq(word_regs.lr), fi.b.eq(g_l), fi.c.eq(w_l),
                          fi.scale.eq(word_regs.shift), fi.neg_prod.eq(1)]
 
