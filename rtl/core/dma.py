@@ -57,6 +57,11 @@ class AddressGen(wiring.Component):
         the program register, not the counters' next-value logic.
     addr : Out(stream.Signature(addr_width))
         ``count_a·count_b·count_c`` addresses, ``c`` fastest.
+    limit : In(addr_width)
+        The first address out of range; steady while a program runs.
+    out_of_range : Out(1)
+        ``addr.payload >= limit``, from a register (compared as the address is formed, so
+        the comparison's carry chain is not on the DMA's arbitration path).
     busy : Out(1)
         An accepted program has addresses left (or is being loaded).
     """
@@ -67,6 +72,8 @@ class AddressGen(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(self.layout)),
             "addr": Out(stream.Signature(addr_width)),
+            "limit": In(addr_width),
+            "out_of_range": Out(1),
             "busy": Out(1),
         })
 
@@ -81,23 +88,35 @@ class AddressGen(wiring.Component):
         load = Signal()                 # cfg holds a program accepted in the last cycle
         m.d.comb += [self.cmd.ready.eq(~running & ~load), self.busy.eq(running | load),
                      self.addr.valid.eq(running), self.addr.payload.eq(ptr)]
+
+        def move_to(value):
+            # each candidate is compared with the limit on its own, from registers: the
+            # consumer's ready only selects among the results (the address wraps: strides
+            # are modulo the address space)
+            value = value[:self.addr_width]
+            m.d.sync += [ptr.eq(value), self.out_of_range.eq(value >= self.limit)]
+
         m.d.sync += load.eq(self.cmd.valid & self.cmd.ready)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += cfg.eq(self.cmd.payload)
         with m.If(load):
             m.d.sync += [a.eq(cfg.count_a), b.eq(cfg.count_b), c.eq(cfg.count_c),
-                         ptr_a.eq(cfg.base), ptr_b.eq(cfg.base), ptr.eq(cfg.base),
+                         ptr_a.eq(cfg.base), ptr_b.eq(cfg.base),
                          running.eq((cfg.count_a != 0) & (cfg.count_b != 0) & (cfg.count_c != 0))]
+            move_to(cfg.base)
         with m.If(self.addr.valid & self.addr.ready):
             with m.If(c != 1):
-                m.d.sync += [c.eq(c - 1), ptr.eq(ptr + cfg.stride_c)]
+                m.d.sync += c.eq(c - 1)
+                move_to(ptr + cfg.stride_c)
             with m.Elif(b != 1):
-                m.d.sync += [c.eq(cfg.count_c), b.eq(b - 1), ptr_b.eq(ptr_b + cfg.stride_b),
-                             ptr.eq(ptr_b + cfg.stride_b)]
+                nxt = ptr_b + cfg.stride_b
+                m.d.sync += [c.eq(cfg.count_c), b.eq(b - 1), ptr_b.eq(nxt)]
+                move_to(nxt)
             with m.Elif(a != 1):
                 nxt = ptr_a + cfg.stride_a
                 m.d.sync += [c.eq(cfg.count_c), b.eq(cfg.count_b), a.eq(a - 1), ptr_a.eq(nxt),
-                             ptr_b.eq(nxt), ptr.eq(nxt)]
+                             ptr_b.eq(nxt)]
+                move_to(nxt)
             with m.Else():
                 m.d.sync += running.eq(0)
         return m
@@ -188,14 +207,14 @@ class DMA(wiring.Component):
             gen = AddressGen(self.addr_width, self.count_bits)
             m.submodules[f"wgen{k}"] = gen
             wiring.connect(m, wiring.flipped(self.wr_cmd[k]), gen.cmd)
-            m.d.comb += self.wr_busy[k].eq(gen.busy | queue.r_rdy)
+            m.d.comb += [gen.limit.eq(self.limit), self.wr_busy[k].eq(gen.busy | queue.r_rdy)]
             words = fifo.SyncFIFO(width=write_layout.size, depth=2)
             m.submodules[f"wbuf{k}"] = words
             m.d.comb += [words.w_en.eq(self.wr[k].valid), words.w_data.eq(self.wr[k].payload),
                          self.wr[k].ready.eq(words.w_rdy)]
             word = write_layout(words.r_data)
             both = gen.addr.valid & words.r_rdy
-            bad = gen.addr.payload >= self.limit
+            bad = gen.out_of_range
             silent = word.skip | bad
             # the first channel with a real write owns the bus this cycle
             mine = both & ~silent & ~taken
@@ -222,6 +241,7 @@ class DMA(wiring.Component):
             gen = AddressGen(self.addr_width, self.count_bits)
             m.submodules[f"rgen{k}"] = gen
             wiring.connect(m, wiring.flipped(self.rd_cmd[k]), gen.cmd)
+            m.d.comb += gen.limit.eq(self.limit)
             buf = fifo.SyncFIFO(width=WORD_BITS, depth=self.depth)
             m.submodules[f"rbuf{k}"] = buf
             # the consumer takes its words from a two-word FIFO: its ready goes no further
@@ -250,7 +270,7 @@ class DMA(wiring.Component):
             with m.If(cand.bit_select(idx, 1)):
                 m.d.comb += [pick.eq(idx), found.eq(1)]
         for k, (gen, issue) in enumerate(gens):
-            bad = gen.addr.payload >= self.limit
+            bad = gen.out_of_range
             sel = found & (pick == k) & ~wr_issue
             with m.If(sel):
                 m.d.comb += [req.payload.addr.eq(gen.addr.payload), req.payload.write.eq(0)]
@@ -267,7 +287,7 @@ class DMA(wiring.Component):
                             m.d.sync += [rr.eq(Mux(k == self.n_rd - 1, 0, k + 1)), streak.eq(0)]
         read_req = Signal()
         for k, (gen, _) in enumerate(gens):
-            with m.If(found & (pick == k) & ~wr_issue & (gen.addr.payload < self.limit)):
+            with m.If(found & (pick == k) & ~wr_issue & ~gen.out_of_range):
                 m.d.comb += read_req.eq(1)
         m.d.comb += req.valid.eq(wr_issue | read_req)
 

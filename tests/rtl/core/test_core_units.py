@@ -1,5 +1,6 @@
 """Unit tests of the core's small blocks in the Amaranth simulator: the DMA's address
-generator (negative strides, zero counts, back-pressure), the row-replay buffer, the BPWG
+generator (negative strides, zero counts, back-pressure, its registered range flag), the
+row-replay buffer, the BPWG
 stream fork and the δO scaler (both under random idle inputs and back-pressure)."""
 
 import random
@@ -31,14 +32,18 @@ def _expected(base, counts, strides):
 
 
 def test_address_gen():
-    """Programs against the nested loops, with the consumer stalling 30 % of the cycles."""
+    """Programs against the nested loops, with the consumer stalling 30 % of the cycles;
+    each address's ``out_of_range`` flag against a limit near the program's addresses."""
     rng = random.Random(1)
     dut = AddressGen(AW, 8)
     programs = [_program(rng) for _ in range(40)]
+    limits = [max(0, base + rng.randint(-60, 60)) for base, _, _ in programs]
     seen = []
+    flags_wrong = []
 
     async def bench(ctx):
-        for base, counts, strides in programs:
+        for (base, counts, strides), limit in zip(programs, limits):
+            ctx.set(dut.limit, limit)
             p = dut.cmd.payload
             ctx.set(p.base, base)
             for name, v in zip(("count_a", "count_b", "count_c"), counts):
@@ -53,10 +58,12 @@ def test_address_gen():
             await ctx.tick()
             while ctx.get(dut.busy):
                 ctx.set(dut.addr.ready, rng.random() > 0.3)
-                _, _, valid, ready, addr = await ctx.tick().sample(dut.addr.valid, dut.addr.ready,
-                                                                   dut.addr.payload)
+                _, _, valid, ready, addr, over = await ctx.tick().sample(
+                    dut.addr.valid, dut.addr.ready, dut.addr.payload, dut.out_of_range)
                 if valid and ready:
                     out.append(addr)
+                if valid and over != (addr >= limit):
+                    flags_wrong.append((addr, limit, over))
             seen.append(out)
 
     sim = Simulator(dut)
@@ -65,6 +72,9 @@ def test_address_gen():
     sim.run()
     for (base, counts, strides), out in zip(programs, seen):
         assert out == _expected(base, counts, strides), (base, counts, strides)
+    assert not flags_wrong, flags_wrong[:5]
+    assert any(a >= lim for out, lim in zip(seen, limits) for a in out), "no address out of range"
+    assert any(a < lim for out, lim in zip(seen, limits) for a in out), "no address in range"
 
 
 def test_row_replay():

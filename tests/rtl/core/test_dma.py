@@ -28,11 +28,17 @@ def initial(addr):
     return (addr * 2654435761) & 0xFFFF_FFFF
 
 
-def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
+def simulate(rng, run, stall, programs=3, fixed=False, depth=4, limit=1 << 11):
+    """Random programs on every channel; addresses at or above ``limit`` (or
+    ``limit(reads, writes)``, given the channels' programs) must be refused (no request,
+    ``error`` set) and all others served.  Returns the requests issued and the final
+    ``error``."""
     dut = DMA(12, count_bits=8, read_channels=3, write_channels=2, depth=depth, run=run)
     memory, issued = {}, []
     reads = [[address_program(rng, k, fixed) for _ in range(programs)] for k in range(3)]
     writes = [[address_program(rng, 3 + k, fixed) for _ in range(programs)] for k in range(2)]
+    if callable(limit):
+        limit = limit(reads, writes)
     expected_mem = {}
     write_words = []
     for k, progs in enumerate(writes):
@@ -42,7 +48,7 @@ def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
                 skip = rng.random() < 0.1
                 value = int(rng.integers(0, 1 << 32))
                 words.append((value, skip))
-                if not skip:
+                if not skip and addr < limit:
                     expected_mem[addr] = value
         write_words.append(words)
     done = []
@@ -60,7 +66,7 @@ def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
 
     def reader(k):
         async def bench(ctx):
-            want = [initial(a) for _, addrs in reads[k] for a in addrs]
+            want = [initial(a) for _, addrs in reads[k] for a in addrs if a < limit]
             got = []
             for _ in range(50 * len(want)):
                 if len(got) == len(want):
@@ -87,12 +93,18 @@ def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
             done.append(("w", k))
         return bench
 
-    async def limit(ctx):
-        ctx.set(dut.limit, 1 << 12 - 1)
+    error = []
+
+    async def range_limit(ctx):
+        ctx.set(dut.limit, limit)
+        while len(done) < 5:
+            await ctx.tick()
+        await ctx.tick().repeat(4)
+        error.append(ctx.get(dut.error))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_testbench(limit)
+    sim.add_testbench(range_limit)
     for k in range(3):
         sim.add_testbench(command(dut.rd_cmd[k], reads[k]))
         sim.add_testbench(reader(k))
@@ -106,7 +118,8 @@ def simulate(rng, run, stall, programs=3, fixed=False, depth=4):
     assert sorted(done) == [("r", 0), ("r", 1), ("r", 2), ("w", 0), ("w", 1)]
     for addr, value in expected_mem.items():
         assert memory.get(addr) == value, f"word {addr:#x}"
-    return issued
+    assert all(addr < limit for addr, _ in issued), "a request at or above the limit"
+    return issued, error[0]
 
 
 def test_arguments_are_checked():
@@ -116,14 +129,28 @@ def test_arguments_are_checked():
 
 @pytest.mark.parametrize("run", [1, 3, 8])
 def test_random_programs_with_stalls(run, rng):
-    simulate(rng, run, stall=0.3)
+    _, error = simulate(rng, run, stall=0.3)
+    assert not error
+
+
+@pytest.mark.parametrize("channel", [2, 4], ids=["read-2-and-writes", "write-1"])
+def test_addresses_at_or_above_the_limit_are_refused(channel, rng):
+    """The limit cuts through the addresses of channel ``channel`` (reads 0–2, writes 3–4,
+    each in a region above the one before): its addresses from the median up and those of
+    the channels above are never requested, all others are served, and ``error`` is set."""
+    def median_of_channel(reads, writes):
+        addrs = sorted(set(a for _, chan in (reads + writes)[channel] for a in chan))
+        return addrs[len(addrs) // 2]
+    issued, error = simulate(rng, 3, stall=0.2, programs=1, fixed=True, limit=median_of_channel)
+    assert error
+    assert any(not write for _, write in issued)
 
 
 @pytest.mark.parametrize("run", [1, 4])
 def test_a_read_channel_keeps_its_turn_for_run_words(run, rng):
     """No stalls, three channels with 64 addresses each: while all have addresses, the reads
     come in runs of ``run`` words per channel (shorter only when a channel's credit runs out)."""
-    issued = simulate(rng, run, stall=0.0, programs=1, fixed=True, depth=8)
+    issued, _ = simulate(rng, run, stall=0.0, programs=1, fixed=True, depth=8)
     channels = [addr // REGION for addr, write in issued if not write][:120]
     runs, length = [], 1
     for before, now in zip(channels, channels[1:]):
