@@ -18,6 +18,7 @@ import torch
 from trident.golden.hw import scalar as S
 from trident.rtl.engines.wg_conv_harness import (run_cocotb_update, simulate_update,
                                                  update_mismatches, update_segment)
+from trident.rtl.engines.update import UpdateUnit
 from trident.rtl.fp16 import FPFMA
 from trident.verify.amaranth_sim import simulate_stream
 from trident.verify.payload import pack, payload_layout
@@ -204,3 +205,9 @@ def test_slow_update_verilator(rng, momentum):
     inputs, expected = scaled_payloads(dut, a, b, c, s)
     assert run_stream_vectors(FPFMA, "verilator", inputs, expected,
                               params={"scale_width": SHIFT_BITS}, label="fma-scaled-slow").passed
+
+
+@pytest.mark.parametrize("kwargs", [{"lanes": 0}, {"shift_width": 0}, {"stages": 0}])
+def test_update_arguments_are_checked(kwargs):
+    with pytest.raises(ValueError, match="must be positive"):
+        UpdateUnit(**kwargs)
