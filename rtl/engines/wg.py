@@ -420,9 +420,11 @@ class WGEngine(wiring.Component):
         take_delta = self.deltas.valid & self.deltas.ready
         zero_word = Cat(*((self.deltas.payload[l].as_value()[:15] == 0) for l in range(L))).all()
         last_word = d_word == cfg.n_groups - 1
+        # from registers: the engine's pairing logic (which decides ``end_taken``) does not
+        # reach the gather unit and the delta buffer's write enable; the next row's first
+        # delta word waits one cycle after the held row's end marker
         m.d.comb += [
-            self.deltas.ready.eq(running & (~row_loaded | (end_taken & (reuse == 0)))
-                                 & (rows_in != cfg.n_rows)),
+            self.deltas.ready.eq(running & ~row_loaded & (rows_in != cfg.n_rows)),
             dbuf_wr.addr.eq(d_word), dbuf_wr.data.eq(self.deltas.payload),
             dbuf_wr.en.eq(take_delta),
         ]
