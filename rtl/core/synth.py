@@ -5,6 +5,7 @@ XOR reduction, Yosys ``synth_ecp5`` + nextpnr-ecp5 on an LFE5U-85F).
 Usage::
 
     python -m trident.rtl.core.synth [--param lanes=2] [--param weight_depth=512] [--seed 1]
+        [--router router2]
     python -m trident.rtl.core.synth --breakdown [--depth 2] [--param conv=True]
 
 ``--breakdown`` places nothing: it maps each submodule on its own (Yosys ``-noflatten``)
@@ -15,7 +16,7 @@ import argparse
 import ast
 import json
 
-from ..engines.synth import area_breakdown, breakdown_table, synthesize_engine
+from ..engines.synth import ROUTERS, area_breakdown, breakdown_table, synthesize_engine
 from .core import TridentCore
 
 __all__ = ["main"]
@@ -28,6 +29,8 @@ def main(argv=None):
     ap.add_argument("--speed", type=int, default=6)
     ap.add_argument("--freq", type=float, default=75.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--router", choices=ROUTERS, default="router1",
+                    help="nextpnr's router (router2 for congested builds; compare like with like)")
     ap.add_argument("--build-dir", default="build/synth")
     ap.add_argument("--breakdown", action="store_true",
                     help="per-submodule cells (Yosys -noflatten, no place and route)")
@@ -42,7 +45,7 @@ def main(argv=None):
         print(breakdown_table(res))
         return 0
     res = synthesize_engine(TridentCore, params, build_dir=args.build_dir, speed=args.speed,
-                            freq=args.freq, seed=args.seed)
+                            freq=args.freq, seed=args.seed, router=args.router)
     print(json.dumps({"core": "TridentCore", "params": params, **res}))
     return 0
 

