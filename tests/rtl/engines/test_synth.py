@@ -1,4 +1,5 @@
-"""The synthesis helpers: the per-submodule area breakdown on a small unit."""
+"""The synthesis helpers on a small unit: the per-submodule area breakdown, and place and
+route with a chosen nextpnr router."""
 
 from pathlib import Path
 
