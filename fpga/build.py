@@ -27,7 +27,7 @@ from . import reports
 from .boards import Board, get_board
 from .configs import Config, get_config
 from .edam import DEFAULT_SYNTH_OPTIONS, design_name, make_edam, make_top, write_sources
-from .launcher import TIMES_FILE, ToolNotFoundError, find_tool
+from .launcher import TIMES_FILE, ToolNotFoundError, find_tool, router_args
 
 __all__ = ["BuildError", "build", "generate", "write_json_atomic", "DEFAULT_TARGET_MHZ",
            "default_build_dir", "launcher_command", "edalize_flow"]
@@ -135,7 +135,7 @@ def _unit_report(report: dict, cells: dict, units: list[str], core) -> None:
 
 
 def generate(config: Config, board: Board, build_dir: Path, *, freq_mhz: float, seed: int = 1,
-             params: dict | None = None, top=None,
+             router: str = "router1", params: dict | None = None, top=None,
              synth_options=DEFAULT_SYNTH_OPTIONS):
     """Write the sources and configure the edalize flow (its Makefile and tool scripts).
     Returns ``(flow, edam)``."""
@@ -143,7 +143,7 @@ def generate(config: Config, board: Board, build_dir: Path, *, freq_mhz: float, 
         top = make_top(config, board, params)
     files = write_sources(build_dir, top, board, freq_mhz=freq_mhz)
     name = design_name(config.name, board.name)
-    edam = make_edam(name, board, files, freq_mhz=freq_mhz, seed=seed,
+    edam = make_edam(name, board, files, freq_mhz=freq_mhz, seed=seed, router=router,
                      report_json=NEXTPNR_REPORT, synth_options=synth_options)
     (build_dir / "edam.json").write_text(json.dumps(edam, indent=2) + "\n")
     flow = edalize_flow(board.flow, edam, build_dir)
@@ -152,8 +152,8 @@ def generate(config: Config, board: Board, build_dir: Path, *, freq_mhz: float, 
 
 
 def build(config_name: str, board_name: str, *, build_dir: str | os.PathLike | None = None,
-          freq_mhz: float | None = None, seed: int = 1, params: dict | None = None,
-          report_path: str | os.PathLike | None = None, log=None,
+          freq_mhz: float | None = None, seed: int = 1, router: str = "router1",
+          params: dict | None = None, report_path: str | os.PathLike | None = None, log=None,
           synth_options=DEFAULT_SYNTH_OPTIONS) -> dict:
     """Build ``config_name`` for ``board_name``; return (and optionally write) the report.
 
@@ -165,6 +165,7 @@ def build(config_name: str, board_name: str, *, build_dir: str | os.PathLike | N
     board = get_board(board_name)
     config = get_config(config_name)
     params = config.resolve_params(params)
+    router_args(router)                        # an unknown router: refused before any write
     freq_mhz = float(freq_mhz or DEFAULT_TARGET_MHZ)
     build_dir = Path(build_dir) if build_dir else default_build_dir(config, board, params)
     build_dir = build_dir.resolve()
@@ -188,8 +189,8 @@ def build(config_name: str, board_name: str, *, build_dir: str | os.PathLike | N
     if freq_mhz < board.clock_hz / 1e6:
         log(f"trident build: warning: target {freq_mhz:g} MHz is below the board's "
             f"{board.clock_hz / 1e6:g} MHz oscillator, which clocks the design directly")
-    flow, edam = generate(config, board, build_dir, freq_mhz=freq_mhz, seed=seed, params=params,
-                          top=top, synth_options=synth_options)
+    flow, edam = generate(config, board, build_dir, freq_mhz=freq_mhz, seed=seed, router=router,
+                          params=params, top=top, synth_options=synth_options)
     t_gen = time.monotonic() - t0
 
     report = {
@@ -201,6 +202,7 @@ def build(config_name: str, board_name: str, *, build_dir: str | os.PathLike | N
         "target_mhz": freq_mhz,
         "board_clock_mhz": board.clock_hz / 1e6,
         "seed": seed,
+        "router": router,
         "synth_options": list(synth_options),
         "build_dir": str(build_dir),
         "started": started,

@@ -34,6 +34,7 @@ def describe_choices() -> str:
 def add_build_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``build`` subcommand to an argparse ``subparsers`` object."""
     from .build import DEFAULT_TARGET_MHZ
+    from .launcher import ROUTERS
     p = subparsers.add_parser(
         "build", help="build an FPGA bitstream with the open flow",
         description="Build a configuration for a board: Amaranth -> Verilog -> edalize "
@@ -50,6 +51,9 @@ def add_build_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"target clock frequency (default {DEFAULT_TARGET_MHZ:g} MHz); the "
                         "LPF/XDC clock constraint")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    p.add_argument("--router", choices=ROUTERS, default="router1",
+                   help="nextpnr's router (default router1; router2 finishes congested builds, "
+                        "with Fmax figures comparable only to other router2 builds)")
     p.add_argument("--stages", type=int, metavar="N", help="shorthand for --param stages=N")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", default=[],
                    help="a configuration parameter (repeatable)")
@@ -88,7 +92,7 @@ def run_build(args) -> int:
         if args.freq is not None and args.freq <= 0:
             raise ValueError("--freq must be positive")
         report = build(args.config, args.board, build_dir=args.build_dir, freq_mhz=args.freq,
-                       seed=args.seed, params=params, report_path=args.report,
+                       seed=args.seed, router=args.router, params=params, report_path=args.report,
                        log=(lambda msg: None) if args.quiet else None)
     except ValueError as exc:
         return _error(str(exc))

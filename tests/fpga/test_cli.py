@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from trident.fpga.build import build
 from trident.fpga.cli import add_build_parser, main, run_build
 
 
@@ -18,10 +19,22 @@ def _parse(argv):
 
 def test_parser_wiring():
     args = _parse(["--config", "fp16-add", "--board", "ulx3s-85f", "--report", "b.json",
-                   "--build-dir", "d", "--freq", "125", "--seed", "4", "--stages", "5"])
+                   "--build-dir", "d", "--freq", "125", "--seed", "4", "--stages", "5",
+                   "--router", "router2"])
     assert args.handler is run_build
     assert (args.config, args.board, args.report, args.build_dir, args.freq, args.seed,
-            args.stages) == ("fp16-add", "ulx3s-85f", "b.json", "d", 125.0, 4, 5)
+            args.stages, args.router) == ("fp16-add", "ulx3s-85f", "b.json", "d", 125.0, 4, 5,
+                                          "router2")
+    assert _parse(["--config", "blinky"]).router == "router1"
+
+
+def test_unknown_router_is_refused_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _parse(["--config", "blinky", "--router", "router3"])
+    assert exc.value.code == 2 and "invalid choice: 'router3'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="router 'router3': nextpnr has router1, router2"):
+        build("blinky", "ulx3s-85f", build_dir=tmp_path / "b", router="router3")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("argv,what", [

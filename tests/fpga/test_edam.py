@@ -4,6 +4,8 @@ import json
 import re
 import subprocess
 
+import pytest
+
 from amaranth.hdl import Assert, Elaboratable, Module, Print, Signal
 
 from trident.fpga.boards import get_board
@@ -28,8 +30,19 @@ def test_trellis_edam():
     assert opts[:5] == ["--85k", "--package", "CABGA381", "--speed", "6"]
     assert "--timing-allow-fail" in opts
     assert opts[opts.index("--seed") + 1] == "7"
+    assert opts[opts.index("--router") + 1] == "router1"       # nextpnr's own default, spelled out
     assert opts[opts.index("--report") + 1] == "r.json"
     assert all(not f["name"].startswith("/") for f in edam["files"])
+
+
+def test_trellis_edam_router2_and_an_unknown_router():
+    board = get_board("ulx3s-85f")
+    files = [{"name": "top.v", "file_type": "verilogSource"}]
+    opts = make_edam("x", board, files, freq_mhz=100, router="router2")["flow_options"][
+        "nextpnr_options"]
+    assert opts[opts.index("--router") + 1] == "router2"
+    with pytest.raises(ValueError, match="router 'router3': nextpnr has router1, router2"):
+        make_edam("x", board, files, freq_mhz=100, router="router3")
 
 
 def test_generate_writes_relative_sources_and_makefile(tmp_path):
