@@ -644,7 +644,9 @@ class TridentCore(wiring.Component):
         seq = OneHotFSM(m, SEQUENCER_STATES, init="IDLE", name="seq")
         # a new descriptor's datapath run begins: the DISPATCH cycle
         restart = seq.ongoing("DISPATCH")
-        accumulate = Signal()             # a descriptor's run ends: fold engine counters in
+        # a descriptor's run ends: its engine counts are folded into the counters one cycle
+        # later (they and the opcode flags hold until the next descriptor's DISPATCH)
+        accumulate = Signal()
         fetched = Signal()                # a descriptor was fetched and is being checked
         m.d.comb += [fpipe.start.eq(restart), bpipe.start.eq(restart), fp_load.start.eq(restart),
                      bp_load.start.eq(restart), split.start.eq(restart),
@@ -674,7 +676,7 @@ class TridentCore(wiring.Component):
                 m.d.sync += [stop_code.eq(ErrorCode.ADDRESS_RANGE), abort.eq(1)]
                 seq.goto("STOP")
             with m.Elif(cond):
-                m.d.comb += accumulate.eq(1)
+                m.d.sync += accumulate.eq(1)
                 seq.goto("NEXT")
 
         dma_idle = (dma.rd_busy == 0) & (dma.wr_busy == 0)
@@ -727,6 +729,18 @@ class TridentCore(wiring.Component):
                      last_words.eq(a["words"] - (el["bp_span"] << (log_l - 1))),
                      # (FC: el["x_cnt"] is in_cnt, these are the tile's input groups)
                      bp_out_groups.eq(_ceil_div(el["x_cnt"], log_l))]
+        # the weight tile's load (FP_LOAD, BP_LOAD): its full groups and the address of its
+        # last, partial group, registered so that no comparison or sum of the run's
+        # configuration reaches rd0's program mux (a third register after the descriptor)
+        whole_last = Signal()             # the tile's last group is a full one
+        full_groups = Signal(cb)
+        none_full = Signal()
+        last_group_addr = Signal(aw)
+        full = Mux(whole_last, n_groups, n_groups - 1)
+        m.d.sync += [whole_last.eq(Mux(bp_op, last_words == group_words, last_lanes == L)),
+                     full_groups.eq(full), none_full.eq(full == 0),
+                     last_group_addr.eq(a["addr"] + Mux(bp_op, el["bp_span"] << (log_l - 1),
+                                                        prod["a_last"]))]
         m.d.sync += [fp_load.n_in.eq(el["row_w"]), fp_load.row_words.eq(a["words"]),
                      fp_load.n_groups.eq(n_groups), fp_load.last_lanes.eq(last_lanes),
                      bp_load.n_rows.eq(d.out_total), bp_load.n_groups.eq(n_groups),
@@ -858,7 +872,7 @@ class TridentCore(wiring.Component):
             with m.If(scatter.overflow):
                 m.d.sync += overflow.eq(1)
 
-        m.d.sync += abort.eq(0)
+        m.d.sync += [abort.eq(0), accumulate.eq(0)]
         with seq.state("IDLE"):
             with m.If(ctrl.start):
                 m.d.sync += [pc.eq(ctrl.program), stop_code.eq(0),
@@ -949,15 +963,14 @@ class TridentCore(wiring.Component):
 
         # ---- FP: the weight tile (full groups of L rows, then the last group) -------
         with seq.state("FP_LOAD"):
-            full = Mux(last_lanes == L, n_groups, n_groups - 1)
-            with m.If(full != 0):
-                program(0, dma.rd_cmd[0], a["addr"], a=full, sa=a["pitch"] << log_l,
+            with m.If(~none_full):
+                program(0, dma.rd_cmd[0], a["addr"], a=full_groups, sa=a["pitch"] << log_l,
                         b=a["words"], sb=1, c=L, sc=a["pitch"])
-            with m.If((sent[0] | (full == 0)) & (last_lanes != L)):
-                program(1, dma.rd_cmd[0], a["addr"] + prod["a_last"], b=a["words"], sb=1,
+            with m.If((sent[0] | none_full) & ~whole_last):
+                program(1, dma.rd_cmd[0], last_group_addr, b=a["words"], sb=1,
                         c=last_lanes, sc=a["pitch"])
             route(dma.rd[0], fp_load.i)
-            done = ((sent[0] | (full == 0)) & (sent[1] | (last_lanes == L)) & dma_idle)
+            done = ((sent[0] | none_full) & (sent[1] | whole_last) & dma_idle)
             with m.If(done):
                 m.d.sync += sent.eq(0)
                 seq.goto("FP_RUN")
@@ -1002,16 +1015,14 @@ class TridentCore(wiring.Component):
 
         # ---- BP: the transposed weight tile, then δI rows (or δO = G·inv_T) ---------
         with seq.state("BP_LOAD"):
-            full = Mux(last_words == group_words, n_groups, n_groups - 1)
-            with m.If(full != 0):
-                program(0, dma.rd_cmd[0], a["addr"], a=full, sa=group_words, b=d.out_total,
-                        sb=a["pitch"], c=group_words, sc=1)
-            with m.If((sent[0] | (full == 0)) & (last_words != group_words)):
-                program(1, dma.rd_cmd[0], a["addr"] + (el["bp_span"] << (log_l - 1)),
-                        b=d.out_total, sb=a["pitch"], c=last_words, sc=1)
+            with m.If(~none_full):
+                program(0, dma.rd_cmd[0], a["addr"], a=full_groups, sa=group_words,
+                        b=d.out_total, sb=a["pitch"], c=group_words, sc=1)
+            with m.If((sent[0] | none_full) & ~whole_last):
+                program(1, dma.rd_cmd[0], last_group_addr, b=d.out_total, sb=a["pitch"],
+                        c=last_words, sc=1)
             route(dma.rd[0], bp_load.i)
-            done = ((sent[0] | (full == 0)) & (sent[1] | (last_words == group_words))
-                    & dma_idle)
+            done = (sent[0] | none_full) & (sent[1] | whole_last) & dma_idle
             with m.If(done):
                 m.d.sync += sent.eq(0)
                 with m.If(fused):
@@ -1033,13 +1044,21 @@ class TridentCore(wiring.Component):
             finish(sent[:6].all() & ~bp_busy & ~wg_busy & dma_idle)
 
         # ---- BPN: H and δS rows, t = T−1 … 0, → δI rows --------------------------------
+        # BPN walks its slots backwards in time: from a sample's last row, with the time
+        # stride negated (modulo 2^addr_width), both registered like the loads' programs
+        last_row, back = {}, {}
+        for name in ("c", "b", "d"):
+            last_row[name] = Signal(aw, name=f"bpn_{name}_last_row")
+            back[name] = Signal(aw, name=f"bpn_{name}_back")
+            m.d.sync += [last_row[name].eq(slot[name]["addr"] + prod[f"{name}_tspan"]),
+                         back[name].eq(-slot[name]["tstride"])]
         with seq.state("BPN"):
-            program(0, dma.rd_cmd[0], c["addr"] + prod["c_tspan"], a=batch, sa=c["pitch"],
-                    b=steps, sb=-c["tstride"], c=c["words"], sc=1)
-            program(1, dma.rd_cmd[1], b["addr"] + prod["b_tspan"], a=batch, sa=b["pitch"],
-                    b=b_steps, sb=-b["tstride"], c=b["words"], sc=1)
-            program(2, dma.wr_cmd[0], dd["addr"] + prod["d_tspan"], a=batch, sa=dd["pitch"],
-                    b=steps, sb=-dd["tstride"], c=dd["words"], sc=1)
+            program(0, dma.rd_cmd[0], last_row["c"], a=batch, sa=c["pitch"],
+                    b=steps, sb=back["c"], c=c["words"], sc=1)
+            program(1, dma.rd_cmd[1], last_row["b"], a=batch, sa=b["pitch"],
+                    b=b_steps, sb=back["b"], c=b["words"], sc=1)
+            program(2, dma.wr_cmd[0], last_row["d"], a=batch, sa=dd["pitch"],
+                    b=steps, sb=back["d"], c=dd["words"], sc=1)
             route(dma.rd[1], replay.i)
             if self.conv:       # max pooling: δS goes to each window's winner
                 with m.If(pooled):
