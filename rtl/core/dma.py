@@ -19,10 +19,11 @@ Every path through the DMA is registered at both ends: each write channel's word
 two-word FIFO, each read channel's words leave through one, and the chosen request enters a
 two-word request FIFO in front of the memory port, so neither a producer's ``valid``, a
 consumer's ``ready`` nor the port's ``ready`` reaches the arbitration (or, through it,
-another channel) in the same cycle.
+another channel) in the same cycle; each address generator hands its addresses to the
+arbitration through a two-entry FIFO, so the arbitration's choice reaches no counter.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -56,14 +57,17 @@ class AddressGen(wiring.Component):
         register one cycle later, so ``cmd.valid`` (the sequencer's state) reaches only
         the program register, not the counters' next-value logic.
     addr : Out(stream.Signature(addr_width))
-        ``count_a·count_b·count_c`` addresses, ``c`` fastest.
+        ``count_a·count_b·count_c`` addresses, ``c`` fastest, from a two-entry FIFO: its
+        ``ready`` (the DMA's arbitration) moves only the FIFO's read side, and the counters
+        advance while the FIFO has room (a registered level), so no consumer's decision
+        reaches the counters' next-value logic in the same cycle.
     limit : In(addr_width)
         The first address out of range; steady while a program runs.
     out_of_range : Out(1)
-        ``addr.payload >= limit``, from a register (compared as the address is formed, so
-        the comparison's carry chain is not on the DMA's arbitration path).
+        ``addr.payload >= limit``, compared as the address is formed and kept beside it in
+        the FIFO (the comparison's carry chain is not on the DMA's arbitration path).
     busy : Out(1)
-        An accepted program has addresses left (or is being loaded).
+        An accepted program is being loaded, has addresses left, or has some in the FIFO.
     """
 
     def __init__(self, addr_width: int, count_bits: int):
@@ -84,17 +88,23 @@ class AddressGen(wiring.Component):
         # constant 1 needs no `count − 1` and no comparison of two counters
         a, b, c = (Signal.like(cfg.count_a, name=n) for n in "abc")
         ptr_a, ptr_b, ptr = (Signal(self.addr_width, name=n) for n in ("ptr_a", "ptr_b", "ptr"))
+        out_of_range = Signal()
         running = Signal()
         load = Signal()                 # cfg holds a program accepted in the last cycle
-        m.d.comb += [self.cmd.ready.eq(~running & ~load), self.busy.eq(running | load),
-                     self.addr.valid.eq(running), self.addr.payload.eq(ptr)]
+        out = fifo.SyncFIFO(width=self.addr_width + 1, depth=2)
+        m.submodules.out = out
+        advance = running & out.w_rdy
+        m.d.comb += [self.cmd.ready.eq(~running & ~load),
+                     self.busy.eq(running | load | out.r_rdy),
+                     out.w_en.eq(advance), out.w_data.eq(Cat(ptr, out_of_range)),
+                     self.addr.valid.eq(out.r_rdy), self.addr.payload.eq(out.r_data),
+                     self.out_of_range.eq(out.r_data[-1]), out.r_en.eq(self.addr.ready)]
 
         def move_to(value):
-            # each candidate is compared with the limit on its own, from registers: the
-            # consumer's ready only selects among the results (the address wraps: strides
-            # are modulo the address space)
+            # each candidate is compared with the limit on its own, from registers (the
+            # address wraps: strides are modulo the address space)
             value = value[:self.addr_width]
-            m.d.sync += [ptr.eq(value), self.out_of_range.eq(value >= self.limit)]
+            m.d.sync += [ptr.eq(value), out_of_range.eq(value >= self.limit)]
 
         m.d.sync += load.eq(self.cmd.valid & self.cmd.ready)
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -104,7 +114,7 @@ class AddressGen(wiring.Component):
                          ptr_a.eq(cfg.base), ptr_b.eq(cfg.base),
                          running.eq((cfg.count_a != 0) & (cfg.count_b != 0) & (cfg.count_c != 0))]
             move_to(cfg.base)
-        with m.If(self.addr.valid & self.addr.ready):
+        with m.If(advance):
             with m.If(c != 1):
                 m.d.sync += c.eq(c - 1)
                 move_to(ptr + cfg.stride_c)

@@ -542,9 +542,13 @@ class WGEngine(wiring.Component):
         m.submodules.bank = bank
         drained = ((rows_done == cfg.n_rows) & ~p_valid & ~a_valid & ~bank.pending
                    & (in_mul == 0) & ~row_loaded & tab_ready)
+        # the read-out starts a cycle after the bank drained (nothing more comes in a run
+        # once it has): the row count's comparison reaches no accumulator write
+        readout = Signal()
+        m.d.sync += readout.eq(running & drained & ~start)
         m.d.comb += [
             bank.upd.valid.eq(a_valid), bank.upd.payload.addr.eq(a_addr),
-            bank.readout.eq(running & drained), bank.restart.eq(start),
+            bank.readout.eq(readout), bank.restart.eq(start),
             bank.n_words.eq(tab_acc), bank.group.eq(0),
         ]
         m.d.comb += [bank.upd.payload.term[l].eq(a_term[l]) for l in range(L)]
