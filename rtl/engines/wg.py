@@ -513,23 +513,29 @@ class WGEngine(wiring.Component):
                 r = Signal(L, name=f"zd{k}")
                 m.d.sync += r.eq(zd_pipe[-1])
                 zd_pipe.append(r)
+            # the products are registered before the aligner (its shift and negation are a
+            # cycle of their own, not behind the multipliers' last stage)
             mul_out = muls[0].o.valid & muls[0].o.payload.tag[ib]
-            with m.If(mul_out):
-                m.d.sync += [a_valid.eq(1), a_addr.eq(muls[0].o.payload.tag[:ib])]
+            q_valid, q_addr = Signal(), Signal(ib)
+            q_prod = [Signal(16, name=f"q_prod{l}") for l in range(L)]
+            m.d.sync += [q_valid.eq(mul_out), q_addr.eq(muls[0].o.payload.tag[:ib])]
+            # a zero delta's product is taken as +0: no term and no flags
+            m.d.sync += [q_prod[l].eq(Mux(zd_pipe[-1][l], 0, muls[l].o.payload.z))
+                         for l in range(L)]
+            with m.If(q_valid):
+                m.d.sync += [a_valid.eq(1), a_addr.eq(q_addr)]
                 for l in range(L):
-                    p = muls[l].o.payload.z
-                    nan, pinf, ninf = special_flags(p)
-                    skip = zd_pipe[-1][l]
-                    m.d.sync += [a_term[l].eq(Mux(skip, 0, float16_to_fixed(p))),
-                                 a_flags[l].eq(Mux(skip, 0, Cat(nan, pinf, ninf)))]
+                    nan, pinf, ninf = special_flags(q_prod[l])
+                    m.d.sync += [a_term[l].eq(float16_to_fixed(q_prod[l])),
+                                 a_flags[l].eq(Cat(nan, pinf, ninf))]
             with m.Elif(spike_valid):
                 m.d.sync += [a_valid.eq(1), a_addr.eq(p_addr)]
                 m.d.sync += [a_term[l].eq(spike_terms[l][0]) for l in range(L)]
                 m.d.sync += [a_flags[l].eq(spike_terms[l][1]) for l in range(L)]
             with m.Else():
                 m.d.sync += a_valid.eq(0)
-            in_mul = Signal(range(self.mul_stages + 2))
-            m.d.sync += in_mul.eq(in_mul + (p_valid & mac) - mul_out)
+            in_mul = Signal(range(self.mul_stages + 3))
+            m.d.sync += in_mul.eq(in_mul + (p_valid & mac) - q_valid)
         else:
             m.d.sync += [a_valid.eq(spike_valid), a_addr.eq(p_addr)]
             m.d.sync += [a_term[l].eq(spike_terms[l][0]) for l in range(L)]
