@@ -27,7 +27,7 @@ from . import reports
 from .boards import Board, get_board
 from .configs import Config, get_config
 from .edam import DEFAULT_SYNTH_OPTIONS, design_name, make_edam, make_top, write_sources
-from .launcher import TIMES_FILE, ToolNotFoundError, find_tool, router_args
+from .launcher import DEFAULT_ROUTER, TIMES_FILE, ToolNotFoundError, find_tool, router_args
 
 __all__ = ["BuildError", "build", "generate", "write_json_atomic", "DEFAULT_TARGET_MHZ",
            "default_build_dir", "launcher_command", "edalize_flow"]
@@ -135,7 +135,7 @@ def _unit_report(report: dict, cells: dict, units: list[str], core) -> None:
 
 
 def generate(config: Config, board: Board, build_dir: Path, *, freq_mhz: float, seed: int = 1,
-             router: str = "router1", params: dict | None = None, top=None,
+             router: str = DEFAULT_ROUTER, params: dict | None = None, top=None,
              synth_options=DEFAULT_SYNTH_OPTIONS):
     """Write the sources and configure the edalize flow (its Makefile and tool scripts).
     Returns ``(flow, edam)``."""
@@ -152,7 +152,7 @@ def generate(config: Config, board: Board, build_dir: Path, *, freq_mhz: float, 
 
 
 def build(config_name: str, board_name: str, *, build_dir: str | os.PathLike | None = None,
-          freq_mhz: float | None = None, seed: int = 1, router: str = "router1",
+          freq_mhz: float | None = None, seed: int = 1, router: str = DEFAULT_ROUTER,
           params: dict | None = None, report_path: str | os.PathLike | None = None, log=None,
           synth_options=DEFAULT_SYNTH_OPTIONS) -> dict:
     """Build ``config_name`` for ``board_name``; return (and optionally write) the report.

@@ -34,7 +34,7 @@ def describe_choices() -> str:
 def add_build_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``build`` subcommand to an argparse ``subparsers`` object."""
     from .build import DEFAULT_TARGET_MHZ
-    from .launcher import ROUTERS
+    from .launcher import DEFAULT_ROUTER, ROUTERS
     p = subparsers.add_parser(
         "build", help="build an FPGA bitstream with the open flow",
         description="Build a configuration for a board: Amaranth -> Verilog -> edalize "
@@ -51,7 +51,7 @@ def add_build_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"target clock frequency (default {DEFAULT_TARGET_MHZ:g} MHz); the "
                         "LPF/XDC clock constraint")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
-    p.add_argument("--router", choices=ROUTERS, default="router1",
+    p.add_argument("--router", choices=ROUTERS, default=DEFAULT_ROUTER,
                    help="nextpnr's router (default router1; router2 finishes congested builds, "
                         "with Fmax figures comparable only to other router2 builds)")
     p.add_argument("--stages", type=int, metavar="N", help="shorthand for --param stages=N")

@@ -14,7 +14,7 @@ from pathlib import Path
 from .boards import Board
 from .configs import Config
 from .harness import BoardTop
-from .launcher import find_tool, router_args
+from .launcher import DEFAULT_ROUTER, find_tool, router_args
 
 __all__ = ["TOP", "design_name", "verilog_for", "constraints_for", "make_edam", "write_sources", "make_top",
            "DEFAULT_SYNTH_OPTIONS",
@@ -80,7 +80,7 @@ DEFAULT_SYNTH_OPTIONS: tuple[str, ...] = ()
 
 
 def make_edam(name: str, board: Board, files: list[dict], *, freq_mhz: float, seed: int = 1,
-              router: str = "router1", report_json: str = "nextpnr-report.json",
+              router: str = DEFAULT_ROUTER, report_json: str = "nextpnr-report.json",
               synth_options: tuple[str, ...] | list[str] = DEFAULT_SYNTH_OPTIONS) -> dict:
     """The EDAM for ``board``'s flow. ``files`` are ``{"name", "file_type"}`` relative to
     the build directory; ``router`` is nextpnr's (:data:`~.launcher.ROUTERS`)."""

@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 __all__ = ["TOOLS", "ToolNotFoundError", "find_tool", "tcl_to_yosys_commands",
-           "yosys_script", "translate", "main", "TIMES_FILE", "ROUTERS", "router_args"]
+           "yosys_script", "translate", "main", "TIMES_FILE", "ROUTERS", "DEFAULT_ROUTER",
+           "router_args"]
 
 TIMES_FILE = "trident-tools.jsonl"
 
@@ -48,6 +49,9 @@ TOOLS = {
 #: where router2 finishes in minutes; their Fmax figures differ (router2's were lower on
 #: our cores), so a figure is compared only with figures of the same router.
 ROUTERS = ("router1", "router2")
+#: the router our flows use unless told otherwise: nextpnr's own default for ECP5, so the
+#: figures measured before ``--router`` existed keep their meaning
+DEFAULT_ROUTER = "router1"
 
 
 def router_args(router: str) -> list[str]:

@@ -16,7 +16,7 @@ import argparse
 import ast
 import json
 
-from ...fpga.launcher import ROUTERS
+from ...fpga.launcher import DEFAULT_ROUTER, ROUTERS
 from ..engines.synth import area_breakdown, breakdown_table, synthesize_engine
 from .core import TridentCore
 
@@ -30,7 +30,7 @@ def main(argv=None):
     ap.add_argument("--speed", type=int, default=6)
     ap.add_argument("--freq", type=float, default=75.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--router", choices=ROUTERS, default="router1",
+    ap.add_argument("--router", choices=ROUTERS, default=DEFAULT_ROUTER,
                     help="nextpnr's router (router2 for congested builds; compare like with like)")
     ap.add_argument("--build-dir", default="build/synth")
     ap.add_argument("--breakdown", action="store_true",

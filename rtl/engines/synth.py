@@ -32,7 +32,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ...fpga.launcher import ROUTERS, router_args
+from ...fpga.launcher import DEFAULT_ROUTER, ROUTERS, router_args
 from . import (BPEngine, ConvBPEngine, ConvEngine, ConvWGEngine, EventCompressor, FPEngine, UpdateUnit,
                WGEngine)
 
@@ -120,7 +120,7 @@ def _synthesize(build, *, flatten=True, outputs="write_json top.json; tee -o sta
 
 
 def synthesize_engine(cls, params, *, build_dir="build/synth", speed=6, freq=100.0, seed=1,
-                      router="router1", device="85k", package="CABGA381"):
+                      router=DEFAULT_ROUTER, device="85k", package="CABGA381"):
     """Synthesise, place and route ``Shell(cls(**params))``.
 
     ``router`` is nextpnr's, one of :data:`trident.fpga.launcher.ROUTERS` (``ValueError``
@@ -222,7 +222,7 @@ def main(argv=None):
     ap.add_argument("--speed", type=int, default=6)
     ap.add_argument("--freq", type=float, default=100.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--router", choices=ROUTERS, default="router1")
+    ap.add_argument("--router", choices=ROUTERS, default=DEFAULT_ROUTER)
     ap.add_argument("--build-dir", default="build/synth")
     args = ap.parse_args(argv)
     params = {}
